@@ -1,0 +1,2 @@
+"""Snapshot-distillation pretraining and PascalVOC transfer on OpenMMLab."""
+__version__ = '0.1.0'

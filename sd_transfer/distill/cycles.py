@@ -1,0 +1,28 @@
+"""Cycle boundaries of the cyclic learning rate: the one source of truth for SD's schedule."""
+from typing import List
+
+from mmengine.optim.scheduler import CosineRestartLR
+
+
+def _schedulers(runner):
+    schedulers = runner.param_schedulers or []
+    if isinstance(schedulers, dict):
+        return [s for group in schedulers.values() for s in group]
+    return list(schedulers)
+
+
+def cycle_boundaries(runner) -> List[int]:
+    """Iterations where the cycles of the runner's ``CosineRestartLR`` start, plus where the last ends.
+
+    ``[b0, b1, ..., bK]``: cycle ``k`` (1-based) runs over iterations ``b(k-1) .. bk - 1``. An
+    epoch-based scheduler is converted with the train loader's length, exactly as mmengine does
+    with ``convert_to_iter_based``. Raises ``ValueError`` unless there is exactly one.
+    """
+    restarts = [s for s in _schedulers(runner) if isinstance(s, CosineRestartLR)]
+    if len(restarts) != 1:
+        raise ValueError('snapshot distillation needs exactly one CosineRestartLR in '
+                         f'param_scheduler; found {len(restarts)}')
+    sched = restarts[0]
+    scale = len(runner.train_dataloader) if sched.by_epoch else 1
+    ends = [sched.begin + c for c in [0] + list(sched.cumulative_periods)]
+    return [int(e * scale) for e in ends]

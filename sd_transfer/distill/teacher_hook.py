@@ -1,0 +1,87 @@
+"""The hook that makes the last snapshot of each cycle the frozen teacher of the next."""
+import copy
+from typing import Dict, Optional
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner.checkpoint import weights_to_cpu
+
+from .cycles import cycle_boundaries
+from .model import SnapshotDistiller
+
+
+@HOOKS.register_module()
+class SnapshotTeacherHook(Hook):
+    """Copy the student into the teacher at the first iteration of every cycle after the first.
+
+    A sibling of mmengine's ``EMAHook``: it owns a copy of the model outside DDP and the
+    optimizer, but refreshes it once per cycle instead of every step. Cycle boundaries come from
+    the config's ``CosineRestartLR`` (:func:`cycle_boundaries`), never from a second list. The
+    teacher goes into every checkpoint (``sd_teacher``), so a resumed run keeps distilling from the
+    same teacher instead of a fresh snapshot of the student.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self):
+        self.teacher = None
+        self.cycle = 1  # the cycle the current teacher teaches
+        self.last_val: Dict[str, float] = {}
+
+    def before_run(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not isinstance(model, SnapshotDistiller):
+            raise TypeError('SnapshotTeacherHook needs model type SnapshotDistiller, got '
+                            f'{type(model).__name__}')
+        self.student = model
+
+    def before_train(self, runner) -> None:
+        self.boundaries = cycle_boundaries(runner)
+        self.starts = self.boundaries[1:-1]
+        runner.logger.info(f'SD: {len(self.boundaries) - 1} cycles, teacher refreshed at '
+                           f'iterations {self.starts}')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if runner.iter in self.starts:
+            self._snapshot(runner, cycle=self.starts.index(runner.iter) + 2)
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self.last_val = dict(metrics or {})
+
+    def _snapshot(self, runner, cycle: int) -> None:
+        if self.teacher is None:
+            self.teacher = self._new_teacher()
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.cycle = cycle
+        self.student.set_teacher(self.teacher)
+        top1 = self.last_val.get('accuracy/top1')
+        runner.logger.info(
+            f'SD: cycle {cycle} starts at iteration {runner.iter}: the student is now the teacher '
+            f'(student val top-1 at this point: {"n/a" if top1 is None else f"{top1:.2f}"})')
+        runner.visualizer.add_scalars({'sd/teacher_cycle': cycle}, step=runner.iter)
+
+    def _new_teacher(self):
+        current = self.student.teacher
+        self.student.set_teacher(None)  # do not deep-copy an old teacher into the new one
+        teacher = copy.deepcopy(self.student)
+        self.student.set_teacher(current)
+        teacher.eval()
+        teacher.requires_grad_(False)
+        return teacher
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.teacher is not None:
+            checkpoint['sd_teacher'] = dict(
+                state_dict=weights_to_cpu(self.teacher.state_dict()), cycle=self.cycle)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get('sd_teacher')
+        if saved is None or not runner._resume:
+            return
+        if self.teacher is None:
+            self.teacher = self._new_teacher()
+        self.teacher.load_state_dict(saved['state_dict'])
+        self.cycle = saved['cycle']
+        self.student.set_teacher(self.teacher)
+        runner.logger.info(f'SD: resumed the teacher of cycle {self.cycle} from the checkpoint')

@@ -1,0 +1,69 @@
+"""Checkpoints that are written atomically and load with ``torch.load(weights_only=True)``.
+
+A stock mmengine 0.10.7 checkpoint pickles the message hub's ``HistoryBuffer`` objects and numpy
+values; loading them under ``weights_only=True`` (torch >= 2.6's default) would need
+``builtins.getattr`` allow-listed, which defeats safe loading. Instead we save plain data and
+rebuild those objects after loading, through the hook points mmengine gives.
+"""
+import numpy as np
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+from mmengine.registry import HOOKS
+
+from ..io import atomic_write_bytes
+
+_BUFFER_TAG = '__history_buffer__'
+
+
+def to_plain(obj):
+    """Replace HistoryBuffers and numpy values by plain Python data, recursively."""
+    if isinstance(obj, HistoryBuffer):
+        logs, counts = obj.data
+        return {_BUFFER_TAG: True, 'log_history': logs.tolist(),
+                'count_history': counts.tolist(), 'max_length': obj.max_length}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return type(obj)((k, to_plain(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_plain(v) for v in obj)
+    return obj
+
+
+def from_plain(obj):
+    """Inverse of :func:`to_plain` for the HistoryBuffers (numpy values stay plain)."""
+    if isinstance(obj, dict):
+        if obj.get(_BUFFER_TAG):
+            return HistoryBuffer(obj['log_history'], obj['count_history'], obj['max_length'])
+        return type(obj)((k, from_plain(v)) for k, v in obj.items())
+    return obj
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(Hook):
+    """Keep checkpoints plain so ``--resume`` works with ``weights_only=True`` left on."""
+
+    priority = 'VERY_LOW'  # last before saving: see what every other hook added
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        for key in list(checkpoint):
+            if key != 'state_dict':
+                checkpoint[key] = to_plain(checkpoint[key])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
+
+
+@register_backend('atomic_local')
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, but a crash mid-write leaves the previous file intact."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write_bytes(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write_bytes(obj.encode(encoding), str(filepath))

@@ -1,0 +1,86 @@
+"""Export the pretrained backbone as a checkpoint that mmdet and mmseg configs load directly."""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from .distill.cycles import cycle_boundaries
+from .io import atomic_torch_save
+
+
+def backbone_state_dict(model) -> Dict:
+    """The backbone's weights on CPU, keyed as mmdet's / mmseg's ``ResNet`` expect.
+
+    mmpretrain's ResNet uses torchvision naming (``conv1.weight``, ``layer1.0.bn1.*``); the
+    backbone module's own ``state_dict`` therefore has exactly the downstream keys: no
+    ``backbone.`` prefix, no head, no teacher.
+    """
+    return {k: v.detach().cpu().clone() for k, v in model.backbone.state_dict().items()}
+
+
+def backbone_meta(model) -> Dict:
+    backbone = model.backbone
+    meta = dict(arch=type(backbone).__name__, depth=getattr(backbone, 'depth', None))
+    if hasattr(model, 'sd_settings'):
+        meta['sd'] = model.sd_settings()
+    else:
+        meta['sd'] = None
+    return meta
+
+
+@HOOKS.register_module()
+class BackboneExportHook(Hook):
+    """Write ``backbone_cycle<k>.pth`` at the end of every cycle and ``backbone.pth`` (the latest).
+
+    Cycles come from the config's ``CosineRestartLR``; with any other schedule the whole run is one
+    cycle. Files hold tensors and plain types only (they load with ``weights_only=True``) and are
+    written atomically. When validation runs right at the end of a cycle, the files are rewritten
+    with its metrics in ``meta['val']``.
+    """
+
+    priority = 'LOW'  # after the teacher hook, so the exported cycle number is settled
+
+    def __init__(self, out_dir: Optional[str] = None):
+        self.out_dir = out_dir
+        self.last = None  # (cycle, iteration) of the latest export
+
+    def before_train(self, runner) -> None:
+        self.out_dir = self.out_dir or runner.work_dir
+        try:
+            self.boundaries = cycle_boundaries(runner)
+        except ValueError:
+            self.boundaries = [0, runner.max_iters]
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        done = runner.iter + 1
+        if done in self.boundaries[1:]:
+            self._export(runner, self.boundaries.index(done), done, val=None)
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        if self.last is not None and self.last[1] == runner.iter and metrics:
+            self._export(runner, self.last[0], runner.iter,
+                         val={k: float(v) for k, v in metrics.items()})
+
+    def after_train(self, runner) -> None:
+        if self.last is None or self.last[1] != runner.iter:
+            self._export(runner, len(self.boundaries) - 1, runner.iter, val=None)
+
+    def _export(self, runner, cycle: int, iteration: int, val: Optional[Dict[str, float]]):
+        self.last = (cycle, iteration)
+        if not is_main_process():
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        meta = backbone_meta(model)
+        meta.update(cycle=cycle, num_cycles=len(self.boundaries) - 1, iter=iteration,
+                    epoch=runner.epoch, val=val, config=osp.basename(runner.cfg.filename or ''),
+                    experiment=runner.experiment_name)
+        checkpoint = dict(state_dict=backbone_state_dict(model), meta=meta)
+        os.makedirs(self.out_dir, exist_ok=True)
+        for name in (f'backbone_cycle{cycle}.pth', 'backbone.pth'):
+            atomic_torch_save(checkpoint, osp.join(self.out_dir, name))
+        runner.logger.info(f'exported backbone of cycle {cycle} (iteration {iteration}) to '
+                           f'{osp.join(self.out_dir, "backbone.pth")}')

@@ -1,0 +1,59 @@
+"""Atomic file writes: a crash or pre-emption mid-write never leaves a half-written file.
+
+Every file we produce (checkpoints, exported backbones, metrics.json, reports) is written to a
+temporary file in the same folder, flushed to disk, then renamed over the target, which POSIX
+makes atomic: readers see either the old file or the new one.
+"""
+import io
+import json
+import os
+import tempfile
+
+import torch
+
+
+def atomic_write_bytes(data: bytes, path: str) -> None:
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    atomic_write_bytes(text.encode('utf-8'), path)
+
+
+def atomic_write_json(obj, path: str) -> None:
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n', path)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+def safe_torch_load(path: str, map_location='cpu'):
+    """``torch.load`` with ``weights_only=True``; a file holding pickled code is refused, never run."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: no such file')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by cause
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f'{path}: not a loadable weights-only checkpoint ({first})') from e

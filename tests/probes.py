@@ -1,0 +1,64 @@
+"""A test-only hook that records what SD does at every iteration, for the assertions in tests."""
+import json
+import os.path as osp
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+def digest(module) -> float:
+    """A number that changes when any parameter or buffer (BN statistics included) changes."""
+    total = 0.0
+    for i, t in enumerate(module.state_dict().values()):
+        total += (i + 1) * t.double().sum().item()
+    return total
+
+
+@HOOKS.register_module()
+class SDProbeHook(Hook):
+    priority = 'LOW'  # after SnapshotTeacherHook: sees the teacher of the current iteration
+
+    def before_run(self, runner):
+        self.student = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        self.rec = dict(lr=[], teacher_digest=[], teacher_forward_iters=[], kd_iters=[],
+                        losses=[], teacher_changed_during_iter=[], teacher_requires_grad=[],
+                        teacher_training=[])
+        self.hooked = set()
+        self.iter = None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.iter = runner.iter
+        self.rec['lr'].append(runner.optim_wrapper.get_lr()['lr'][0])
+        teacher = getattr(self.student, 'teacher', None)
+        if teacher is None:
+            self.rec['teacher_digest'].append(None)
+            return
+        if id(teacher) not in self.hooked:
+            self.hooked.add(id(teacher))
+            teacher.register_forward_hook(
+                lambda *_: self.rec['teacher_forward_iters'].append(self.iter))
+        self.before = digest(teacher)
+        self.rec['teacher_digest'].append(self.before)
+        self.rec['teacher_requires_grad'].append(any(p.requires_grad for p in teacher.parameters()))
+        self.rec['teacher_training'].append(any(m.training for m in teacher.modules()))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.rec['losses'].append({k: float(v) for k, v in outputs.items() if 'loss' in k})
+        if 'loss_kd' in outputs:
+            self.rec['kd_iters'].append(runner.iter)
+        teacher = getattr(self.student, 'teacher', None)
+        if teacher is not None:
+            self.rec['teacher_changed_during_iter'].append(digest(teacher) != self.before)
+
+    def after_train(self, runner):
+        teacher = getattr(self.student, 'teacher', None)
+        optimized = {id(p) for g in runner.optim_wrapper.optimizer.param_groups for p in g['params']}
+        self.rec['teacher_params_in_optimizer'] = 0 if teacher is None else sum(
+            id(p) in optimized for p in teacher.parameters())
+        self.rec['student_digest'] = digest(self.student)
+        self.rec['iters'] = runner.iter
+        with open(osp.join(runner.work_dir, f'probe_rank{get_rank()}.json'), 'w') as f:
+            json.dump(self.rec, f)
+
