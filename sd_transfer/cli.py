@@ -56,9 +56,10 @@ def _all_keys(node, prefix=''):
 
 def merge_cfg_options(cfg: Config, options: dict, config_path: str) -> None:
     """Merge ``--cfg-options``, refusing keys the config lacks: a typo must not be silently added."""
+    tree = cfg.to_dict()
     for key in options:
-        if not _has_key(cfg, key):
-            close = difflib.get_close_matches(key, list(_all_keys(cfg.to_dict())), n=1)
+        if not _has_key(tree, key):
+            close = difflib.get_close_matches(key, list(_all_keys(tree)), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ''
             raise UserError(f"--cfg-options: key '{key}' does not exist in {config_path}{hint}")
     cfg.merge_from_dict(options)
@@ -133,7 +134,9 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
         cfg.compile = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = engine.find_resumable_checkpoint(cfg.work_dir)
+        if cfg.load_from is None:
+            print(f'--resume: no checkpoint in {cfg.work_dir}; starting from the beginning')
     elif args.resume is not None:
         if not os.path.isfile(args.resume):
             raise UserError(f'--resume {args.resume}: no such checkpoint')

@@ -1,6 +1,8 @@
 """A test-only hook that records what SD does at every iteration, for the assertions in tests."""
 import json
+import os
 import os.path as osp
+import signal
 
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
@@ -8,11 +10,12 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 
-def digest(module) -> float:
+def digest(module, params_only=False) -> float:
     """A number that changes when any parameter or buffer (BN statistics included) changes."""
+    tensors = module.parameters() if params_only else module.state_dict().values()
     total = 0.0
-    for i, t in enumerate(module.state_dict().values()):
-        total += (i + 1) * t.double().sum().item()
+    for i, t in enumerate(tensors):
+        total += (i + 1) * t.detach().double().sum().item()
     return total
 
 
@@ -27,8 +30,15 @@ class SDProbeHook(Hook):
                         teacher_training=[])
         self.hooked = set()
         self.iter = None
+        # Simulated pre-emption: SIGKILL this process at the start of the given iteration.
+        self.kill_at = int(os.environ.get('SD_PROBE_KILL_AT_ITER', -1))
+
+    def before_train(self, runner):
+        self.rec['first_iter'] = runner.iter
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
         self.iter = runner.iter
         self.rec['lr'].append(runner.optim_wrapper.get_lr()['lr'][0])
         teacher = getattr(self.student, 'teacher', None)
@@ -57,7 +67,7 @@ class SDProbeHook(Hook):
         optimized = {id(p) for g in runner.optim_wrapper.optimizer.param_groups for p in g['params']}
         self.rec['teacher_params_in_optimizer'] = 0 if teacher is None else sum(
             id(p) in optimized for p in teacher.parameters())
-        self.rec['student_digest'] = digest(self.student)
+        self.rec['student_param_digest'] = digest(self.student, params_only=True)
         self.rec['iters'] = runner.iter
         with open(osp.join(runner.work_dir, f'probe_rank{get_rank()}.json'), 'w') as f:
             json.dump(self.rec, f)

@@ -5,13 +5,16 @@ values; loading them under ``weights_only=True`` (torch >= 2.6's default) would 
 ``builtins.getattr`` allow-listed, which defeats safe loading. Instead we save plain data and
 rebuild those objects after loading, through the hook points mmengine gives.
 """
+import glob
+import os.path as osp
+
 import numpy as np
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.registry import HOOKS
 
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, safe_torch_load
 
 _BUFFER_TAG = '__history_buffer__'
 
@@ -67,3 +70,31 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         atomic_write_bytes(obj.encode(encoding), str(filepath))
+
+
+def find_resumable_checkpoint(work_dir: str, log=print):
+    """The newest checkpoint in ``work_dir`` that loads, or ``None``.
+
+    mmengine resumes from the file named in ``last_checkpoint``. If that file is unreadable
+    (truncated by a full disk, say), say so, name it, and fall back to the next newest.
+    """
+    candidates = sorted(
+        (p for p in glob.glob(osp.join(work_dir, '*.pth'))
+         if not osp.basename(p).startswith('backbone')),
+        key=osp.getmtime, reverse=True)
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        if named in candidates:
+            candidates.remove(named)
+            candidates.insert(0, named)
+    for path in candidates:
+        try:
+            checkpoint = safe_torch_load(path)
+            if 'meta' not in checkpoint or 'state_dict' not in checkpoint:
+                raise ValueError(f'{path}: not a training checkpoint (no meta/state_dict)')
+            return path
+        except ValueError as e:
+            log(f'warning: cannot resume from {path}: {e}; trying the previous checkpoint')
+    return None
