@@ -11,7 +11,9 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 
 from . import engine  # noqa: F401  registers the hooks and the file backend used below
+from .datasets import loading  # noqa: F401  registers CheckedLoadImageFromFile
 from .errors import UserError
+from .io import safe_torch_load
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +32,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys; every key must already exist in the config')
+    parser.add_argument('--skip-bad-images', action='store_true',
+                        help='log and skip corrupt or truncated images instead of stopping')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='none: one process; pytorch: under torchrun; slurm: under srun')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
@@ -65,28 +69,38 @@ def merge_cfg_options(cfg: Config, options: dict, config_path: str) -> None:
     cfg.merge_from_dict(options)
 
 
+def _dicts(node):
+    """Every dict in a config tree, outermost first."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _dicts(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _dicts(v)
+
+
 def rebase_data_root(cfg: Config, new_root: str) -> None:
     """Point every ``data_root`` under the config's top-level ``data_root`` at ``new_root``."""
     old = cfg.get('data_root')
     if old is None:
         raise UserError("--data-root given but the config defines no top-level 'data_root'")
     old = os.path.normpath(old)
-
-    def visit(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == 'data_root' and isinstance(v, str):
-                    v = os.path.normpath(v)
-                    if v == old or v.startswith(old + os.sep):
-                        node[k] = new_root + v[len(old):]
-                else:
-                    visit(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                visit(v)
-
-    visit(cfg._cfg_dict)
+    for node in _dicts(cfg._cfg_dict):
+        value = node.get('data_root')
+        if isinstance(value, str):
+            value = os.path.normpath(value)
+            if value == old or value.startswith(old + os.sep):
+                node['data_root'] = new_root + value[len(old):]
     cfg.data_root = new_root
+
+
+def use_checked_image_loading(cfg: Config, skip_bad: bool) -> None:
+    """Swap every pipeline's ``LoadImageFromFile`` for ``CheckedLoadImageFromFile``."""
+    for node in _dicts(cfg._cfg_dict):
+        if node.get('type') == 'LoadImageFromFile':
+            node['type'] = 'CheckedLoadImageFromFile'
+            node['skip_bad'] = skip_bad
 
 
 def _supports_bf16() -> bool:
@@ -122,8 +136,9 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
         else:
             wrapper.dtype = 'float16'
             wrapper.loss_scale = 'dynamic'
+    use_checked_image_loading(cfg, args.skip_bad_images)
     hooks = list(cfg.get('custom_hooks') or [])
-    hooks.append(dict(type='PlainCheckpointHook'))
+    hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook')]
     if args.channels_last:
         hooks.append(dict(type='ChannelsLastHook'))
     cfg.custom_hooks = hooks
@@ -138,8 +153,10 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
         if cfg.load_from is None:
             print(f'--resume: no checkpoint in {cfg.work_dir}; starting from the beginning')
     elif args.resume is not None:
-        if not os.path.isfile(args.resume):
-            raise UserError(f'--resume {args.resume}: no such checkpoint')
+        try:
+            safe_torch_load(args.resume)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f'--resume: {e}') from e
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
@@ -169,5 +186,9 @@ def run_main(main) -> None:
     try:
         main()
     except UserError as e:
-        print(f'error: {e}', file=sys.stderr)
+        # Raised in a dataloader worker, the message carries the worker's traceback; the
+        # useful part is its last line, after the exception's name.
+        message = str(e).strip().splitlines()[-1]
+        message = message.split('UserError: ', 1)[-1]
+        print(f'error: {message}', file=sys.stderr)
         sys.exit(2)

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import signal
 
+import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -72,3 +73,14 @@ class SDProbeHook(Hook):
         with open(osp.join(runner.work_dir, f'probe_rank{get_rank()}.json'), 'w') as f:
             json.dump(self.rec, f)
 
+
+
+@HOOKS.register_module()
+class NaNInjectionHook(Hook):
+    """Simulated divergence: poison one weight with NaN at ``SD_PROBE_NAN_AT_ITER``."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == int(os.environ.get('SD_PROBE_NAN_AT_ITER', -1)):
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            with torch.no_grad():
+                next(model.parameters()).fill_(float('nan'))

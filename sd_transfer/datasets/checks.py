@@ -17,6 +17,8 @@ def _listing(folder, cache):
 
 
 def _check_ann_file(ann_file, img_dir):
+    if not osp.isfile(ann_file):
+        raise UserError(f'annotation file {ann_file} does not exist')
     cache = {}
     with open(ann_file) as f:
         for lineno, line in enumerate(f, 1):

@@ -1,0 +1,169 @@
+"""Fine-tune a VOC detector / segmentor from a verified backbone, test it, write metrics.json."""
+import datetime
+import json
+import os.path as osp
+
+import torch
+from mmengine.dist import get_world_size, is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from ..cli import load_config, setup_launcher
+from ..errors import UserError
+from ..io import atomic_torch_save, atomic_write_json, safe_torch_load
+from .backbone import check_state_dict, file_sha256, read_backbone, verify_backbone
+
+# task -> (OpenMMLab scope of its configs, headline metric)
+TASKS = dict(det=('mmdet', 'pascal_voc/mAP'), seg=('mmseg', 'mIoU'))
+
+
+def prepare_config(task: str, args):
+    """Load the config, check it suits the task and its data exist, choose BN or SyncBN."""
+    cfg = load_config(args)
+    scope = TASKS[task][0]
+    if cfg.get('default_scope') != scope:
+        raise UserError(f"{args.config}: not an {scope} config (default_scope "
+                        f"{cfg.get('default_scope')!r}), so not for task '{task}'")
+    check_data(cfg, args.config)
+    choose_norm(cfg)
+    return cfg
+
+
+def check_data(cfg, config_path: str) -> None:
+    """Fail now, not after hours of training, when a split list of the train or test data is missing."""
+    def visit(node, data_root=''):
+        if isinstance(node, dict):
+            data_root = node.get('data_root', data_root)
+            ann_file = node.get('ann_file')
+            if isinstance(ann_file, str) and ann_file:
+                path = osp.join(data_root, ann_file)
+                if not osp.isfile(path):
+                    raise UserError(f'{path}: no such file (data_root {data_root!r} of '
+                                    f'{config_path}; set it with --data-root)')
+            for v in node.values():
+                visit(v, data_root)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                visit(v, data_root)
+
+    visit(cfg.get('train_dataloader'))
+    visit(cfg.get('test_dataloader'))
+
+
+def choose_norm(cfg) -> None:
+    """SyncBN when training on several GPUs, BN otherwise.
+
+    Recipes say SyncBN (mmseg) or BN (mmdet, whose backbone BN is frozen anyway); one process
+    gains nothing from SyncBN, and torch's SyncBN cannot train on CPU, even under torchrun.
+    """
+    norm = 'SyncBN' if cfg.launcher != 'none' and torch.cuda.is_available() else 'BN'
+
+    def visit(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == 'norm_cfg' and isinstance(value, dict) and value.get('type') in (
+                        'BN', 'SyncBN'):
+                    value['type'] = norm
+                else:
+                    visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+
+    visit(cfg.model)
+
+
+class BackboneProvenanceHook(Hook):
+    """Record the backbone's origin in every checkpoint, so evaluate.py can report it too."""
+
+    def __init__(self, backbone: dict):
+        self.backbone = backbone
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})['backbone'] = self.backbone
+
+
+def finetune(task: str, args) -> dict:
+    """Verify ``args.backbone``, fine-tune ``args.config`` from it, test; return the record
+    (None on ranks other than the first)."""
+    cfg = prepare_config(task, args)
+    state, meta = read_backbone(args.backbone)
+    count = verify_backbone(state, meta, cfg.model.backbone, task, args.backbone)
+    # Train from a copy of exactly what was verified. Every rank writes its own (identical, atomic)
+    # copy: work dirs need not be shared between nodes.
+    init_file = osp.join(osp.abspath(cfg.work_dir), 'backbone_init.pth')
+    atomic_torch_save({'state_dict': state, 'meta': meta or {}}, init_file)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init_file)
+    if task == 'seg':
+        cfg.model.pretrained = None
+    backbone = dict(path=osp.abspath(args.backbone), sha256=file_sha256(args.backbone),
+                    tensors=count, meta=_plain(meta))
+
+    setup_launcher(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.logger.info(f'backbone OK: {count} tensors, 0 missing, 0 unexpected '
+                       f'({args.backbone})')
+    runner.register_hook(BackboneProvenanceHook(backbone))
+    runner.train()
+    metrics = runner.test()
+    return write_metrics(runner, task, args.config, metrics, backbone=backbone,
+                         checkpoint=runner.message_hub.get_info('last_ckpt'),
+                         iterations=runner.iter, seed=runner.seed)
+
+
+def evaluate(task: str, args) -> dict:
+    """Test the fine-tuned ``args.checkpoint`` of ``args.config``; return the record."""
+    cfg = prepare_config(task, args)
+    try:
+        checkpoint = safe_torch_load(args.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from e
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('state_dict'), dict):
+        raise UserError(f"{args.checkpoint}: not a training checkpoint (no 'state_dict')")
+    cfg.load_from = args.checkpoint
+
+    setup_launcher(cfg)
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    # Runner.load_checkpoint is non-strict too: a checkpoint of another model would be tested.
+    check_state_dict(checkpoint['state_dict'], model, args.checkpoint,
+                     f'the model of {args.config}')
+    metrics = runner.test()
+    meta = checkpoint.get('meta') or {}
+    return write_metrics(runner, task, args.config, metrics, backbone=meta.get('backbone'),
+                         checkpoint=args.checkpoint, iterations=meta.get('iter'),
+                         seed=meta.get('seed'))
+
+
+def write_metrics(runner, task: str, config: str, metrics: dict, backbone, checkpoint,
+                  iterations, seed):
+    """Write ``work_dir/metrics.json``: every metric plus where it comes from (main process)."""
+    if not is_main_process():
+        return None
+    name = TASKS[task][1]
+    dataset = runner.test_dataloader.dataset
+    record = dict(
+        task=task,
+        headline=dict(name=name, value=float(metrics[name]) if name in metrics else None),
+        metrics={k: float(v) for k, v in metrics.items()},
+        config=osp.abspath(config),
+        backbone=backbone,
+        checkpoint=None if checkpoint is None else dict(
+            path=osp.abspath(checkpoint), sha256=file_sha256(checkpoint)),
+        iterations=iterations,
+        seed=seed,
+        world_size=get_world_size(),
+        test_data=dict(data_root=dataset.data_root, ann_file=dataset.ann_file,
+                       images=len(dataset)),
+        timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+    )
+    path = osp.join(runner.work_dir, 'metrics.json')
+    atomic_write_json(record, path)
+    runner.logger.info(f'{name} = {record["headline"]["value"]}; wrote {path}')
+    return record
+
+
+def _plain(meta):
+    """``meta`` as JSON data (anything exotic as its string)."""
+    return None if meta is None else json.loads(json.dumps(meta, default=str))

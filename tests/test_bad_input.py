@@ -1,0 +1,150 @@
+"""Bad input: one clear error line naming the file or key, exit code 2, nothing half-written."""
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import REPO, run_tool
+
+CONFIG = 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'
+ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1']
+
+
+def _fails_cleanly(proc, *needles):
+    """Exit code 2, the last stderr line is our one-line error naming what is wrong."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: '), last
+    for needle in needles:
+        assert str(needle) in last, (needle, last)
+    return last
+
+
+def _pretrain(config, data_root, work_dir, *extra, env=None):
+    return run_tool('tools/pretrain.py', config, '--data-root', str(data_root),
+                    '--work-dir', str(work_dir), *extra, check=False, env=env)
+
+
+@pytest.fixture
+def imagenet_copy(tiny_imagenet, tmp_path):
+    root = tmp_path / 'imagenet'
+    shutil.copytree(tiny_imagenet, root)
+    return root
+
+
+def test_missing_data_root(tmp_path):
+    missing = tmp_path / 'nowhere'
+    _fails_cleanly(_pretrain(CONFIG, missing, tmp_path / 'w'), missing)
+    assert not (tmp_path / 'w').exists()
+
+
+def test_missing_split_folder(imagenet_copy, tmp_path):
+    shutil.rmtree(imagenet_copy / 'val')
+    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'), imagenet_copy / 'val')
+    assert not (tmp_path / 'w').exists()
+
+
+def test_missing_named_ann_file(imagenet_copy, tmp_path):
+    config = tmp_path / 'ann.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = '{REPO}/{CONFIG}'
+        train_dataloader = dict(dataset=dict(ann_file='meta/train.txt'))
+        '''))
+    os.remove(imagenet_copy / 'meta' / 'train.txt')
+    _fails_cleanly(_pretrain(str(config), imagenet_copy, tmp_path / 'w'),
+                   imagenet_copy / 'meta' / 'train.txt')
+
+
+def test_ann_file_line_pointing_to_missing_image(imagenet_copy, tmp_path):
+    first = (imagenet_copy / 'meta' / 'train.txt').read_text().splitlines()[0].split()[0]
+    os.remove(imagenet_copy / 'train' / first)
+    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'), 'train.txt:1', first)
+
+
+def test_empty_class_folder(imagenet_copy, tmp_path):
+    shutil.rmtree(imagenet_copy / 'meta')  # folder layout
+    wnid = sorted(os.listdir(imagenet_copy / 'train'))[3]
+    for f in os.listdir(imagenet_copy / 'train' / wnid):
+        os.remove(imagenet_copy / 'train' / wnid / f)
+    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'),
+                   imagenet_copy / 'train' / wnid, 'no images')
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'garbage'])
+def test_corrupt_jpeg_is_named_or_skipped_on_request(imagenet_copy, tmp_path, damage):
+    line = (imagenet_copy / 'meta' / 'train.txt').read_text().splitlines()[5]
+    bad = imagenet_copy / 'train' / line.split()[0]
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2] if damage == 'truncate' else b'not a jpeg at all')
+    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w', *ONE_EPOCH), bad)
+
+    proc = _pretrain(CONFIG, imagenet_copy, tmp_path / 'w2', '--skip-bad-images', *ONE_EPOCH)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'skipping {bad}' in proc.stdout + proc.stderr
+
+
+def test_cfg_options_typo_is_refused(tiny_imagenet, tmp_path):
+    proc = _pretrain(CONFIG, tiny_imagenet, tmp_path / 'w', '--cfg-options',
+                     'train_cfg.max_epoch=1')
+    _fails_cleanly(proc, "'train_cfg.max_epoch'", "did you mean 'train_cfg.max_epochs'")
+    assert not (tmp_path / 'w').exists()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_imagenet, tmp_path):
+    proc = _pretrain('tests/configs/resnet18_cyclic_tiny_nan.py', tiny_imagenet, tmp_path,
+                     '--cfg-options', 'train_cfg.max_epochs=2',
+                     env={'PYTHONPATH': 'tests', 'SD_PROBE_NAN_AT_ITER': '24'})
+    _fails_cleanly(proc, 'non-finite loss at iteration 25', 'loss=nan')
+    assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    assert not (tmp_path / 'epoch_2.pth').exists()
+    state = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_checkpoint_with_pickled_code_is_refused_not_run(tiny_imagenet, tmp_path):
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    with open(evil, 'wb') as f:
+        pickle.dump({'state_dict': {}, 'meta': _Exploit(marker)}, f)
+    proc = _pretrain(CONFIG, tiny_imagenet, tmp_path / 'w', '--resume', str(evil))
+    _fails_cleanly(proc, evil, 'weights-only')
+    assert not marker.exists()
+
+
+def test_atomic_save_survives_kill_mid_write(tmp_path):
+    target = tmp_path / 'backbone.pth'
+    from sd_transfer.io import atomic_torch_save
+    atomic_torch_save({'state_dict': {'w': torch.zeros(3)}}, str(target))
+    writer = subprocess.Popen([sys.executable, '-c', textwrap.dedent(f'''
+        import torch
+        from sd_transfer.io import atomic_torch_save
+        big = {{'state_dict': {{'w': torch.ones(64, 1024, 1024)}}}}  # 256 MB: a slow write
+        print('writing', flush=True)
+        while True:
+            atomic_torch_save(big, {str(target)!r})
+        ''')], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == 'writing'
+    for _ in range(50):  # kill while a temporary file is being written
+        if any(n.endswith('.tmp') for n in os.listdir(tmp_path)):
+            break
+        import time
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    state = torch.load(target, weights_only=True)['state_dict']['w']
+    assert state.shape == (3, ) or state.shape == (64, 1024, 1024)
+    assert state.shape == (3, ) or bool(state.eq(1).all())
