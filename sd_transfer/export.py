@@ -76,11 +76,13 @@ class BackboneExportHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         meta = backbone_meta(model)
         meta.update(cycle=cycle, num_cycles=len(self.boundaries) - 1, iter=iteration,
-                    epoch=runner.epoch, val=val, config=osp.basename(runner.cfg.filename or ''),
-                    experiment=runner.experiment_name)
+                    epoch=round(iteration / len(runner.train_dataloader), 3), val=val,
+                    config=osp.basename(runner.cfg.filename or ''),
+                    seed=runner.seed, experiment=runner.experiment_name)
         checkpoint = dict(state_dict=backbone_state_dict(model), meta=meta)
         os.makedirs(self.out_dir, exist_ok=True)
         for name in (f'backbone_cycle{cycle}.pth', 'backbone.pth'):
             atomic_torch_save(checkpoint, osp.join(self.out_dir, name))
-        runner.logger.info(f'exported backbone of cycle {cycle} (iteration {iteration}) to '
-                           f'{osp.join(self.out_dir, "backbone.pth")}')
+        runner.logger.info(
+            f'exported backbone of cycle {cycle} (iteration {iteration}'
+            f'{", with its val metrics" if val else ""}) to {osp.join(self.out_dir, "backbone.pth")}')

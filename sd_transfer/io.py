@@ -11,6 +11,10 @@ import tempfile
 
 import torch
 
+# mkstemp creates files with mode 0600; give ours the permissions an ordinary open() would.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(data: bytes, path: str) -> None:
     path = os.path.abspath(path)
@@ -18,6 +22,7 @@ def atomic_write_bytes(data: bytes, path: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()

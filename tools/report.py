@@ -1,0 +1,40 @@
+"""Tabulate pretraining and transfer runs: top-1, VOC mAP and mIoU per backbone, with plots.
+
+Finds the runs in (or under) each WORK_DIR by what they wrote (backbone*.pth, metrics.json, logs),
+aggregates runs of one setting over seeds (mean ± std), and writes report.md, results.csv,
+results.json and plots/*.png to --out.
+
+    python tools/report.py work_dirs
+    python tools/report.py work_dirs/pretrain work_dirs/voc --out work_dirs/report \\
+        --baseline 'resnet50_cyclic_8xb32_in1k (baseline)'
+"""
+import argparse
+
+from sd_transfer.cli import run_main
+from sd_transfer.report import write_report
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
+                        help='folders holding runs, searched recursively')
+    parser.add_argument('--out', default='work_dirs/report',
+                        help='where the report goes (default: work_dirs/report)')
+    parser.add_argument('--baseline', metavar='LABEL',
+                        help='backbone the Δ columns compare with: a label as the tables print '
+                        "it, with or without ' cycle K', or a pretraining config name (default: "
+                        'the one pretraining setting without SD)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    report, tables = write_report(args.work_dirs, args.out, args.baseline)
+    print(tables)
+    print(f'wrote {report}')
+
+
+if __name__ == '__main__':
+    run_main(main)
