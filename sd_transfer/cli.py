@@ -133,6 +133,7 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
         wrapper.type = 'AmpOptimWrapper'
         if _supports_bf16():
             wrapper.dtype = 'bfloat16'
+            wrapper.loss_scale = dict(enabled=False)  # bf16 has fp32's range: no scaler needed
         else:
             wrapper.dtype = 'float16'
             wrapper.loss_scale = 'dynamic'

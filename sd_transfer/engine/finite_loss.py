@@ -18,7 +18,8 @@ class FiniteLossHook(Hook):
     priority = 'VERY_HIGH'
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        terms = {k: float(v) for k, v in (outputs or {}).items() if 'loss' in k}
+        terms = {k: v.item() if hasattr(v, 'item') else float(v)
+                 for k, v in (outputs or {}).items() if 'loss' in k}
         if all(math.isfinite(v) for v in terms.values()):
             return
         shown = ', '.join(f'{k}={v:.4g}' for k, v in terms.items())

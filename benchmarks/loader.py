@@ -1,0 +1,85 @@
+"""Images/s of our ImageNet training input pipeline against torchvision's on the same JPEG files.
+
+Ours: the tiny config's train dataloader as tools/pretrain.py loads it (mmpretrain ``ImageNet``,
+its train pipeline, DefaultSampler, pseudo_collate), built by mmengine's
+``Runner.build_dataloader`` in the Runner's multiprocessing set-up. Theirs: ``ImageFolder`` with
+RandomResizedCrop, flip and ToTensor, same crop, batch size and workers. The data are generated
+into a temporary folder, larger than the tiny default so that decoding and resizing dominate.
+
+    .venv/bin/python benchmarks/loader.py
+"""
+import os
+import os.path as osp
+import tempfile
+
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.utils.dl_utils import set_multi_processing
+from torchvision import datasets, transforms
+
+from common import cli_config, interleaved, parser, print_machine, ratio, report
+from sd_transfer.datasets import make_tiny_imagenet
+
+
+def our_loader(data_root, batch_size, num_workers):
+    cfg = cli_config('ce', '--data-root', data_root)
+    init_default_scope(cfg.default_scope)
+    set_multi_processing(**cfg.env_cfg.mp_cfg)
+    loader_cfg = cfg.train_dataloader
+    loader_cfg.batch_size = batch_size
+    if num_workers is not None:
+        loader_cfg.num_workers = num_workers
+    crop = next(t for t in loader_cfg.dataset.pipeline if t.type == 'RandomResizedCrop')
+    return Runner.build_dataloader(loader_cfg), loader_cfg, crop
+
+
+def torchvision_loader(data_root, loader_cfg, crop):
+    transform = transforms.Compose([
+        transforms.RandomResizedCrop(crop.scale, scale=crop.crop_ratio_range),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+    ])
+    dataset = datasets.ImageFolder(osp.join(data_root, 'train'), transform)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=loader_cfg.batch_size, shuffle=True,
+        num_workers=loader_cfg.num_workers, persistent_workers=loader_cfg.persistent_workers)
+
+
+def main():
+    p = parser(__doc__.splitlines()[0], model_options=False)
+    p.add_argument('--image-size', type=int, default=224, help='side of the generated JPEGs')
+    p.add_argument('--per-class', type=int, default=40, help='generated images per class (10)')
+    p.add_argument('--workers', type=int, help="loader workers (default: the config's)")
+    p.add_argument('--reps', type=int, default=15, help='epochs of each loader')
+    args = p.parse_args()
+    if args.quick:
+        args.per_class, args.reps = 10, 1
+    print_machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = osp.join(tmp, 'imagenet')
+        make_tiny_imagenet(data_root, size=args.image_size, train_per_class=args.per_class,
+                           val_per_class=1)
+        ours, loader_cfg, crop = our_loader(data_root, args.batch_size, args.workers)
+        theirs = torchvision_loader(data_root, loader_cfg, crop)
+        print(f'{len(theirs.dataset)} JPEGs of {args.image_size} px, crop {crop.scale} px, '
+              f'batch {loader_cfg.batch_size}, {loader_cfg.num_workers} workers '
+              f'(persistent: {loader_cfg.persistent_workers})')
+
+        def epoch(loader):
+            def run():
+                for _ in loader:
+                    pass
+            return lambda: run
+
+        times = interleaved(dict(ours=epoch(ours), torchvision=epoch(theirs)), args.reps, 'cpu')
+        print('per epoch:')
+        for name, t in times.items():
+            report(f'  {name}', t, len(theirs.dataset))
+    print(f'load average now {os.getloadavg()[0]:.1f}; ratio: median of paired epochs')
+    paired, fastest = ratio(times['torchvision'], times['ours'])  # time ratio = images/s ratio
+    print(f'ratio ours/torchvision images/s: {paired} (target >= 1.0; {fastest})')
+
+
+if __name__ == '__main__':
+    main()
