@@ -18,20 +18,21 @@ from .backbone import check_state_dict, file_sha256, read_backbone, verify_backb
 TASKS = dict(det=('mmdet', 'pascal_voc/mAP'), seg=('mmseg', 'mIoU'))
 
 
-def prepare_config(task: str, args):
-    """Load the config, check it suits the task and its data exist, choose BN or SyncBN."""
+def prepare_config(task: str, args, loaders):
+    """Load the config, check it suits the task and the ``loaders``' data exist, pick the norm."""
     cfg = load_config(args)
     scope = TASKS[task][0]
     if cfg.get('default_scope') != scope:
         raise UserError(f"{args.config}: not an {scope} config (default_scope "
                         f"{cfg.get('default_scope')!r}), so not for task '{task}'")
-    check_data(cfg, args.config)
+    for loader in loaders:
+        check_data(cfg.get(loader), args.config)
     choose_norm(cfg)
     return cfg
 
 
-def check_data(cfg, config_path: str) -> None:
-    """Fail now, not after hours of training, when a split list of the train or test data is missing."""
+def check_data(loader_cfg, config_path: str) -> None:
+    """Fail now, not after hours of training, when a split list (``ann_file``) is missing."""
     def visit(node, data_root=''):
         if isinstance(node, dict):
             data_root = node.get('data_root', data_root)
@@ -47,8 +48,7 @@ def check_data(cfg, config_path: str) -> None:
             for v in node:
                 visit(v, data_root)
 
-    visit(cfg.get('train_dataloader'))
-    visit(cfg.get('test_dataloader'))
+    visit(loader_cfg)
 
 
 def choose_norm(cfg) -> None:
@@ -85,9 +85,11 @@ class BackboneProvenanceHook(Hook):
 
 
 def finetune(task: str, args) -> dict:
-    """Verify ``args.backbone``, fine-tune ``args.config`` from it, test; return the record
-    (None on ranks other than the first)."""
-    cfg = prepare_config(task, args)
+    """Verify ``args.backbone``, fine-tune ``args.config`` from it, test, write metrics.json.
+
+    Returns the metrics record (None on ranks other than the first).
+    """
+    cfg = prepare_config(task, args, ('train_dataloader', 'val_dataloader', 'test_dataloader'))
     state, meta = read_backbone(args.backbone)
     count = verify_backbone(state, meta, cfg.model.backbone, task, args.backbone)
     # Train from a copy of exactly what was verified. Every rank writes its own (identical, atomic)
@@ -113,8 +115,11 @@ def finetune(task: str, args) -> dict:
 
 
 def evaluate(task: str, args) -> dict:
-    """Test the fine-tuned ``args.checkpoint`` of ``args.config``; return the record."""
-    cfg = prepare_config(task, args)
+    """Test the fine-tuned ``args.checkpoint`` of ``args.config``, write metrics.json.
+
+    Returns the metrics record (None on ranks other than the first).
+    """
+    cfg = prepare_config(task, args, ('test_dataloader',))
     try:
         checkpoint = safe_torch_load(args.checkpoint)
     except (FileNotFoundError, ValueError) as e:
@@ -154,8 +159,8 @@ def write_metrics(runner, task: str, config: str, metrics: dict, backbone, check
         iterations=iterations,
         seed=seed,
         world_size=get_world_size(),
-        test_data=dict(data_root=dataset.data_root, ann_file=dataset.ann_file,
-                       images=len(dataset)),
+        test_data=dict(data_root=getattr(dataset, 'data_root', None),
+                       ann_file=getattr(dataset, 'ann_file', None), images=len(dataset)),
         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     )
     path = osp.join(runner.work_dir, 'metrics.json')

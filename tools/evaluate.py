@@ -1,0 +1,48 @@
+"""Test a fine-tuned PascalVOC detector (det) or segmentor (seg) and write metrics.json.
+
+    python tools/evaluate.py det configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py \\
+        work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/epoch_4.pth --data-root data/VOCdevkit
+
+Results go to WORK_DIR/metrics.json; WORK_DIR defaults to eval_<checkpoint name> beside the
+checkpoint, so the fine-tuning run's own metrics.json is kept.
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+
+from sd_transfer.cli import add_common_args, run_main
+from sd_transfer.transfer import evaluate
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser.add_argument('task', choices=['det', 'seg'], help='det: mmdet config; seg: mmseg')
+    parser.add_argument('config', help='the config the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint written by tools/transfer.py')
+    parser.add_argument('--work-dir', help='where logs and metrics.json go')
+    parser.add_argument('--data-root', help="replaces the config's data_root")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys; every key must already exist in the config')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='none: one process; pytorch: under torchrun; slurm: under srun')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    # The training options that sd_transfer.cli.load_config also reads stay at their defaults.
+    common = argparse.ArgumentParser(add_help=False)
+    add_common_args(common)
+    args = argparse.Namespace(**{**vars(common.parse_args([])), **vars(parser.parse_args())})
+    if args.work_dir is None:
+        name = osp.splitext(osp.basename(args.checkpoint))[0]
+        args.work_dir = osp.join(osp.dirname(osp.abspath(args.checkpoint)), f'eval_{name}')
+    return args
+
+
+def main():
+    args = parse_args()
+    evaluate(args.task, args)
+
+
+if __name__ == '__main__':
+    run_main(main)
