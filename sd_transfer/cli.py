@@ -69,15 +69,15 @@ def merge_cfg_options(cfg: Config, options: dict, config_path: str) -> None:
     cfg.merge_from_dict(options)
 
 
-def _dicts(node):
+def config_dicts(node):
     """Every dict in a config tree, outermost first."""
     if isinstance(node, dict):
         yield node
         for v in node.values():
-            yield from _dicts(v)
+            yield from config_dicts(v)
     elif isinstance(node, (list, tuple)):
         for v in node:
-            yield from _dicts(v)
+            yield from config_dicts(v)
 
 
 def rebase_data_root(cfg: Config, new_root: str) -> None:
@@ -86,7 +86,7 @@ def rebase_data_root(cfg: Config, new_root: str) -> None:
     if old is None:
         raise UserError("--data-root given but the config defines no top-level 'data_root'")
     old = os.path.normpath(old)
-    for node in _dicts(cfg._cfg_dict):
+    for node in config_dicts(cfg._cfg_dict):
         value = node.get('data_root')
         if isinstance(value, str):
             value = os.path.normpath(value)
@@ -97,7 +97,7 @@ def rebase_data_root(cfg: Config, new_root: str) -> None:
 
 def use_checked_image_loading(cfg: Config, skip_bad: bool) -> None:
     """Swap every pipeline's ``LoadImageFromFile`` for ``CheckedLoadImageFromFile``."""
-    for node in _dicts(cfg._cfg_dict):
+    for node in config_dicts(cfg._cfg_dict):
         if node.get('type') == 'LoadImageFromFile':
             node['type'] = 'CheckedLoadImageFromFile'
             node['skip_bad'] = skip_bad

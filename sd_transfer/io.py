@@ -7,6 +7,8 @@ makes atomic: readers see either the old file or the new one.
 import io
 import json
 import os
+import pickle
+import re
 import tempfile
 
 import torch
@@ -59,6 +61,13 @@ def safe_torch_load(path: str, map_location='cpu'):
         raise FileNotFoundError(f'{path}: no such file')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by cause
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f'{path}: not a loadable weights-only checkpoint ({first})') from e
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):
+            found = re.search(r'(Unsupported|Trying to load unsupported)[^\n]*', str(e))
+            detail = found.group(0) if found else 'unsupported content'
+            raise ValueError(f'{path}: refused: not only tensors and plain data, and weights-only '
+                             f'loading runs nothing else ({detail})') from e
+        raise ValueError(f'{path}: not a PyTorch checkpoint ({e})') from e
+    except Exception as e:  # a text file, a truncated zip, ...: torch's errors vary by cause
+        raise ValueError(f'{path}: not a loadable PyTorch checkpoint (truncated or another '
+                         f'format: {type(e).__name__})') from e

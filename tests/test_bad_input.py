@@ -121,7 +121,7 @@ def test_checkpoint_with_pickled_code_is_refused_not_run(tiny_imagenet, tmp_path
     with open(evil, 'wb') as f:
         pickle.dump({'state_dict': {}, 'meta': _Exploit(marker)}, f)
     proc = _pretrain(CONFIG, tiny_imagenet, tmp_path / 'w', '--resume', str(evil))
-    _fails_cleanly(proc, evil, 'weights-only')
+    _fails_cleanly(proc, evil, 'refused: not only tensors and plain data')
     assert not marker.exists()
 
 
@@ -148,3 +148,64 @@ def test_atomic_save_survives_kill_mid_write(tmp_path):
     state = torch.load(target, weights_only=True)['state_dict']['w']
     assert state.shape == (3, ) or state.shape == (64, 1024, 1024)
     assert state.shape == (3, ) or bool(state.eq(1).all())
+
+
+@pytest.fixture(scope='module')
+def r18_backbone(tmp_path_factory):
+    from mmpretrain.models import ResNet
+    path = tmp_path_factory.mktemp('r18') / 'backbone.pth'
+    torch.save({'state_dict': ResNet(depth=18).state_dict(), 'meta': {'depth': 18}}, path)
+    return path
+
+
+@pytest.fixture
+def voc_copy(tiny_voc, tmp_path):
+    root = tmp_path / 'VOCdevkit'
+    shutil.copytree(tiny_voc, root)
+    return root
+
+
+def _transfer(task, root, backbone, work_dir):
+    config = dict(det='configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py',
+                  seg='configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py')[task]
+    return run_tool('tools/transfer.py', task, config, '--backbone', str(backbone),
+                    '--data-root', str(root), '--work-dir', str(work_dir),
+                    '--cfg-options', 'train_cfg.max_iters=2', check=False)
+
+
+@pytest.mark.parametrize('damage, needle', [
+    ('no_bndbox', 'has no <bndbox>'),
+    ('unknown_class', "unknown class 'unicorn'"),
+    ('outside', 'outside the'),
+])
+def test_malformed_voc_xml(voc_copy, r18_backbone, tmp_path, damage, needle):
+    ids = (voc_copy / 'VOC2007/ImageSets/Main/test.txt').read_text().split()
+    xml = voc_copy / 'VOC2007' / 'Annotations' / f'{ids[3]}.xml'
+    text = xml.read_text()
+    if damage == 'no_bndbox':
+        start, end = text.index('<bndbox>'), text.index('</bndbox>') + len('</bndbox>')
+        text = text[:start] + text[end:]
+    elif damage == 'unknown_class':
+        name_start = text.index('<name>', text.index('<object>')) + len('<name>')
+        text = text[:name_start] + 'unicorn' + text[text.index('</name>', name_start):]
+    else:
+        start = text.index('<xmax>') + len('<xmax>')
+        text = text[:start] + '100000' + text[text.index('</xmax>', start):]
+    xml.write_text(text)
+    _fails_cleanly(_transfer('det', voc_copy, r18_backbone, tmp_path / 'w'), xml, needle)
+    assert not (tmp_path / 'w').exists()
+
+
+def test_seg_mask_value_outside_class_range(voc_copy, r18_backbone, tmp_path):
+    import numpy as np
+    from PIL import Image
+    root = voc_copy / 'VOC2012'
+    first = (root / 'ImageSets/Segmentation/val.txt').read_text().split()[0]  # all get tested
+    mask_path = root / 'SegmentationClass' / f'{first}.png'
+    mask = Image.open(mask_path)
+    values = np.array(mask)
+    values[:4, :4] = 40  # VOC has classes 0..20 and 255
+    broken = Image.fromarray(values, mode='P')
+    broken.putpalette(mask.getpalette())
+    broken.save(mask_path)
+    _fails_cleanly(_transfer('seg', root, r18_backbone, tmp_path / 'w'), mask_path, '[40]')

@@ -163,7 +163,7 @@ def write_bad_backbones(folder):
     """Files that must be refused, with what the refusal must mention."""
     state = resnet18_state_dict()
     bad = {}
-    bad['random'] = folder / 'random.pth', 'not a loadable weights-only checkpoint'
+    bad['random'] = folder / 'random.pth', 'refused'
     bad['random'][0].write_bytes(bytes(range(256)) * 16)
     bad['prefix'] = folder / 'prefix.pth', 'model.backbone.conv1.weight'
     torch.save({'state_dict': {'model.backbone.' + k: v for k, v in state.items()},

@@ -1,6 +1,7 @@
 """Check dataset folders before a long run starts, so a wrong path fails in seconds, clearly."""
 import os
 import os.path as osp
+import xml.etree.ElementTree as ET
 
 from ..errors import UserError
 
@@ -70,3 +71,53 @@ def check_classification_data(cfg) -> None:
             _check_ann_file(osp.join(root, ann_file), img_dir)
         else:
             _check_class_folders(img_dir)
+
+
+def _number(node, tag, xml_path):
+    child = node.find(tag) if node is not None else None
+    try:
+        return float(child.text)
+    except (AttributeError, TypeError, ValueError):
+        raise UserError(f'{xml_path}: missing or non-numeric <{tag}>') from None
+
+
+def check_voc_annotation(xml_path: str, classes) -> None:
+    """One VOC XML: size, and per object a known class and a bndbox inside the image.
+
+    mmdet's ``VOCDataset`` silently drops objects of unknown classes and crashes on a missing
+    ``bndbox`` with an AttributeError; a box outside the image trains on garbage.
+    """
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise UserError(f'{xml_path}: not a readable VOC annotation ({e})') from None
+    width = _number(root.find('size'), 'width', xml_path)
+    height = _number(root.find('size'), 'height', xml_path)
+    for i, obj in enumerate(root.findall('object'), 1):
+        name = obj.findtext('name')
+        if name not in classes:
+            raise UserError(f'{xml_path}: object {i} has unknown class {name!r}')
+        box = obj.find('bndbox')
+        if box is None:
+            raise UserError(f'{xml_path}: object {i} ({name}) has no <bndbox>')
+        x1, y1, x2, y2 = (_number(box, t, xml_path) for t in ('xmin', 'ymin', 'xmax', 'ymax'))
+        # VOC boxes are 1-based and inclusive; allow the devkit's 0..size+1 slack
+        if not (0 <= x1 < x2 <= width + 1 and 0 <= y1 < y2 <= height + 1):
+            raise UserError(f'{xml_path}: object {i} ({name}) box {x1:g},{y1:g},{x2:g},{y2:g} '
+                            f'is empty or outside the {width:g}x{height:g} image')
+
+
+def check_voc_detection(dataset: dict, classes) -> None:
+    """Every annotation listed in a VOC detection dataset config (``ann_file`` + sub root)."""
+    root = dataset.get('data_root', '')
+    sub_root = osp.join(root, (dataset.get('data_prefix') or {}).get('sub_data_root', ''))
+    ann_file = osp.join(root, dataset['ann_file'])
+    if not osp.isfile(ann_file):
+        raise UserError(f'{ann_file}: no such file (check --data-root)')
+    with open(ann_file) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    for img_id in ids:
+        xml_path = osp.join(sub_root, 'Annotations', f'{img_id}.xml')
+        if not osp.isfile(xml_path):
+            raise UserError(f'{ann_file}: lists {img_id} but {xml_path} does not exist')
+        check_voc_annotation(xml_path, classes)

@@ -4,12 +4,15 @@ import json
 import os.path as osp
 
 import torch
+from mmdet.datasets import VOCDataset
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ..cli import load_config, setup_launcher
+from ..cli import config_dicts, load_config, setup_launcher
+from ..datasets import seg_masks  # noqa: F401  registers CheckedLoadAnnotations
+from ..datasets.checks import check_voc_detection
 from ..errors import UserError
 from ..io import atomic_torch_save, atomic_write_json, safe_torch_load
 from .backbone import check_state_dict, file_sha256, read_backbone, verify_backbone
@@ -27,28 +30,31 @@ def prepare_config(task: str, args, loaders):
                         f"{cfg.get('default_scope')!r}), so not for task '{task}'")
     for loader in loaders:
         check_data(cfg.get(loader), args.config)
+    if task == 'seg':
+        check_seg_masks(cfg)
     choose_norm(cfg)
     return cfg
 
 
 def check_data(loader_cfg, config_path: str) -> None:
-    """Fail now, not after hours of training, when a split list (``ann_file``) is missing."""
-    def visit(node, data_root=''):
-        if isinstance(node, dict):
-            data_root = node.get('data_root', data_root)
-            ann_file = node.get('ann_file')
-            if isinstance(ann_file, str) and ann_file:
-                path = osp.join(data_root, ann_file)
-                if not osp.isfile(path):
-                    raise UserError(f'{path}: no such file (data_root {data_root!r} of '
-                                    f'{config_path}; set it with --data-root)')
-            for v in node.values():
-                visit(v, data_root)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                visit(v, data_root)
+    """Fail now, not after hours of training, on missing split lists or malformed VOC XML."""
+    for node in config_dicts(loader_cfg):
+        data_root, ann_file = node.get('data_root', ''), node.get('ann_file')
+        if isinstance(ann_file, str) and ann_file:
+            path = osp.join(data_root, ann_file)
+            if not osp.isfile(path):
+                raise UserError(f'{path}: no such file (data_root {data_root!r} of '
+                                f'{config_path}; set it with --data-root)')
+        if node.get('type') == 'VOCDataset':
+            check_voc_detection(node, VOCDataset.METAINFO['classes'])
 
-    visit(loader_cfg)
+
+def check_seg_masks(cfg) -> None:
+    """Make every segmentation pipeline check its masks' values against the class count."""
+    num_classes = cfg.model.decode_head.num_classes
+    for node in config_dicts(cfg._cfg_dict):
+        if node.get('type') == 'LoadAnnotations':
+            node.update(type='CheckedLoadAnnotations', num_classes=num_classes)
 
 
 def choose_norm(cfg) -> None:
@@ -58,20 +64,10 @@ def choose_norm(cfg) -> None:
     gains nothing from SyncBN, and torch's SyncBN cannot train on CPU, even under torchrun.
     """
     norm = 'SyncBN' if cfg.launcher != 'none' and torch.cuda.is_available() else 'BN'
-
-    def visit(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == 'norm_cfg' and isinstance(value, dict) and value.get('type') in (
-                        'BN', 'SyncBN'):
-                    value['type'] = norm
-                else:
-                    visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    visit(cfg.model)
+    for node in config_dicts(cfg.model):
+        norm_cfg = node.get('norm_cfg')
+        if isinstance(norm_cfg, dict) and norm_cfg.get('type') in ('BN', 'SyncBN'):
+            norm_cfg['type'] = norm
 
 
 class BackboneProvenanceHook(Hook):
