@@ -50,6 +50,10 @@ def test_sd_loss_terms_weights_and_gradients():
     model.train()
     losses = model.loss(inputs, samples)
     assert set(losses) == {'loss_ce'}, 'no teacher yet: plain CE and no teacher term'
+    labels = torch.tensor([s.gt_label.item() for s in samples])
+    with torch.no_grad():
+        plain = F.cross_entropy(model.head(model.extract_feat(inputs)), labels)
+    assert losses['loss_ce'].item() == pytest.approx(plain.item(), rel=1e-5)  # weight 1
 
     teacher, _, _ = _tiny_distiller()
     teacher.load_state_dict(model.state_dict())
@@ -65,7 +69,6 @@ def test_sd_loss_terms_weights_and_gradients():
     logits = model.head(model.extract_feat(inputs))
     with torch.no_grad():
         t_logits = teacher.head(teacher.extract_feat(inputs))
-    labels = torch.tensor([s.gt_label.item() for s in samples])
     assert losses['loss_ce'].item() == pytest.approx(0.7 * F.cross_entropy(logits, labels).item(),
                                                      rel=1e-4)
     kl = F.kl_div(F.log_softmax(logits / 2, 1), F.softmax(t_logits / 2, 1), reduction='batchmean')
@@ -153,3 +156,16 @@ def test_tiny_sd_run_learns_and_exports_downstream_backbone(sd_run):
         result = resnet.load_state_dict(ckpt['state_dict'], strict=False)
         assert result.missing_keys == [] and result.unexpected_keys == []
         torch.testing.assert_close(resnet.conv1.weight, ckpt['state_dict']['conv1.weight'])
+
+
+def test_cycle_one_of_sd_is_the_cyclic_baseline(sd_run, tiny_imagenet, tmp_path):
+    """Same seed, no teacher yet, plain CE: cycle 1 of SD and of the baseline are identical."""
+    work_dir, _ = sd_run
+    run_tool('tools/pretrain.py', 'configs/pretrain/tiny/resnet18_cyclic_tiny.py', '--work-dir',
+             str(tmp_path), '--data-root', tiny_imagenet, '--seed', '0',
+             '--cfg-options', 'train_cfg.max_epochs=2')
+    sd = torch.load(work_dir / 'backbone_cycle1.pth', weights_only=True)
+    cyclic = torch.load(tmp_path / 'backbone_cycle1.pth', weights_only=True)
+    assert sd['meta']['iter'] == cyclic['meta']['iter']
+    for key, value in sd['state_dict'].items():
+        torch.testing.assert_close(cyclic['state_dict'][key], value, rtol=0, atol=0)

@@ -21,7 +21,7 @@ class SnapshotDistiller(ImageClassifier):
     The teacher is set by :class:`SnapshotTeacherHook`. It is held in a tuple so that it is *not*
     a registered submodule: it stays out of ``state_dict()``, ``parameters()`` (so out of the
     optimizer), DDP's gradient sync and ``model.train()``. Until it is set (the first cycle) the
-    loss is plain CE and no teacher forward runs.
+    loss is plain, unweighted CE and no teacher forward runs, so cycle 1 is the cyclic baseline.
 
     Args:
         temperature: softening temperature T of both distributions.
@@ -59,12 +59,15 @@ class SnapshotDistiller(ImageClassifier):
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
         logits = self.head(self.extract_feat(inputs))
         losses = self.head._get_loss(logits, data_samples)
-        losses['loss_ce'] = self.ce_weight * losses.pop('loss')
+        ce = losses.pop('loss')
         teacher = self.teacher
-        if teacher is not None:
-            with torch.inference_mode():
-                teacher_logits = teacher(inputs, mode='tensor')
-            # clone() turns the inference tensor into an ordinary constant autograd can save.
-            losses['loss_kd'] = self.kd_weight * distill_loss(
-                logits, teacher_logits.clone(), self.temperature, self.kd_scale_t2)
+        if teacher is None:  # cycle 1: plain CE, exactly the cyclic baseline
+            losses['loss_ce'] = ce
+            return losses
+        with torch.inference_mode():
+            teacher_logits = teacher(inputs, mode='tensor')
+        losses['loss_ce'] = self.ce_weight * ce
+        # clone() turns the inference tensor into an ordinary constant autograd can save.
+        losses['loss_kd'] = self.kd_weight * distill_loss(
+            logits, teacher_logits.clone(), self.temperature, self.kd_scale_t2)
         return losses
