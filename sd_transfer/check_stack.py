@@ -10,6 +10,10 @@ def main():
     _, keep = nms(boxes, scores, iou_threshold=0.5)
     assert keep.tolist() == [0, 2], keep
 
+    # mmengine resolves 'mmpretrain::' config bases through pkg_resources (setuptools < 82)
+    from mmengine.utils import is_installed
+    assert is_installed('mmpretrain') and is_installed('mmdet') and is_installed('mmseg')
+
     import mmdet
     import mmpretrain
     import mmseg

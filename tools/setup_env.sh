@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-MMCV=2.1.0
-TORCH=2.14.1
+MMCV=$(grep '^mmcv==' requirements.txt | cut -d= -f3)
+TORCH=$(grep '^torch==' requirements.txt | cut -d= -f3)
 stamp="$VENV/.setup-$(cat requirements.txt tools/setup_env.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   exit 0
@@ -16,11 +16,11 @@ fi
 log() { echo "[setup] $*"; }
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q 'setuptools<82' wheel ninja
+req() { grep "^$1==" requirements.txt; }  # the pinned requirement line of a package
+"${PIP[@]}" install -q "$(req setuptools)" wheel ninja
 
 log "installing torch $TORCH (about a minute when the wheel is local)"
-"${PIP[@]}" install -q "torch==$TORCH" "torchvision==$(grep '^torchvision==' requirements.txt | cut -d= -f3)" \
-  "numpy==$(grep '^numpy==' requirements.txt | cut -d= -f3)"
+"${PIP[@]}" install -q "$(req setuptools)" "$(req torch)" "$(req torchvision)" "$(req numpy)"
 
 if "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   flavour=cuda
@@ -44,7 +44,11 @@ if ! ls "$cache"/mmcv-*.whl >/dev/null 2>&1; then
   (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} \
     "$venv_py" -m pip wheel -v --no-build-isolation --no-deps -w "$work/out" . ) 2>&1 \
     | tee "$work/build.log" \
-    | awk '/\.(cpp|cu)/ && /(c\+\+|g\+\+|nvcc|gcc)/ { n++; if (n % 10 == 0) { printf "[setup]   mmcv: %d files compiled (%s)\n", n, strftime("%H:%M:%S"); fflush() } }' || true
+    | { n=0; while IFS= read -r line; do
+          case "$line" in *c++*.cpp*|*g++*.cpp*|*nvcc*.cu*)
+            n=$((n + 1)); [ $((n % 10)) -eq 0 ] && log "  mmcv: $n files compiled ($(date +%T))";;
+          esac
+        done; } || true
   if ! ls "$work"/out/mmcv-*.whl >/dev/null 2>&1; then
     echo "[setup] mmcv build failed; last lines of the log:" >&2
     tail -n 40 "$work/build.log" >&2
