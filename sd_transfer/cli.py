@@ -16,10 +16,21 @@ from .errors import UserError
 from .io import safe_torch_load
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def add_run_args(parser: argparse.ArgumentParser,
+                 work_dir_default: str = 'work_dirs/<config name>') -> None:
+    """Options every tool that builds a Runner takes (training or testing)."""
     parser.add_argument('--work-dir', help='where logs, checkpoints and results go '
-                        '(default: work_dirs/<config name>)')
+                        f'(default: {work_dir_default})')
     parser.add_argument('--data-root', help="replaces the config's data_root")
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys; every key must already exist in the config')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='none: one process; pytorch: under torchrun; slurm: under srun')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    """Options of the training tools."""
     parser.add_argument('--seed', type=int, help='random seed (default: the config\'s)')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (slower; for exact reproduction)')
@@ -30,13 +41,20 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys; every key must already exist in the config')
     parser.add_argument('--skip-bad-images', action='store_true',
                         help='log and skip corrupt or truncated images instead of stopping')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='none: one process; pytorch: under torchrun; slurm: under srun')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def train_defaults() -> dict:
+    """The training options at their defaults, for tools that only test."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_args(parser)
+    return vars(parser.parse_args([]))
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    add_run_args(parser)
+    add_train_args(parser)
 
 
 def _has_key(cfg, dotted: str) -> bool:

@@ -9,9 +9,7 @@ checkpoint, so the fine-tuning run's own metrics.json is kept.
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
-from sd_transfer.cli import add_common_args, run_main
+from sd_transfer.cli import add_run_args, run_main, train_defaults
 from sd_transfer.transfer import evaluate
 
 
@@ -22,17 +20,9 @@ def parse_args():
     parser.add_argument('task', choices=['det', 'seg'], help='det: mmdet config; seg: mmseg')
     parser.add_argument('config', help='the config the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint written by tools/transfer.py')
-    parser.add_argument('--work-dir', help='where logs and metrics.json go')
-    parser.add_argument('--data-root', help="replaces the config's data_root")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys; every key must already exist in the config')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='none: one process; pytorch: under torchrun; slurm: under srun')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    add_run_args(parser, work_dir_default='eval_<checkpoint name>/ beside the checkpoint')
     # The training options that sd_transfer.cli.load_config also reads stay at their defaults.
-    common = argparse.ArgumentParser(add_help=False)
-    add_common_args(common)
-    args = argparse.Namespace(**{**vars(common.parse_args([])), **vars(parser.parse_args())})
+    args = argparse.Namespace(**train_defaults(), **vars(parser.parse_args()))
     if args.work_dir is None:
         name = osp.splitext(osp.basename(args.checkpoint))[0]
         args.work_dir = osp.join(osp.dirname(osp.abspath(args.checkpoint)), f'eval_{name}')
