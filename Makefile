@@ -2,7 +2,7 @@
 # nothing changed; ~15 minutes on a fresh 2-core machine, most of it building mmcv once).
 PY := .venv/bin/python
 
-.PHONY: setup test demo
+.PHONY: setup test demo gpu-check
 
 setup:
 	@bash tools/setup_env.sh
@@ -12,3 +12,7 @@ test: setup
 
 demo: setup
 	$(PY) tools/demo.py
+
+# Not one of the two commands: on a GPU machine, checks the GPU path and measures it (README).
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py

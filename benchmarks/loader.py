@@ -5,6 +5,8 @@ its train pipeline, DefaultSampler, pseudo_collate), built by mmengine's
 ``Runner.build_dataloader`` in the Runner's multiprocessing set-up. Theirs: ``ImageFolder`` with
 RandomResizedCrop, flip and ToTensor, same crop, batch size and workers. The data are generated
 into a temporary folder, larger than the tiny default so that decoding and resizing dominate.
+A third side is ours with mmcv's plain ``LoadImageFromFile`` instead of our checked loader: its
+ratio is the cost of the broken-image check.
 
     .venv/bin/python benchmarks/loader.py
 """
@@ -22,7 +24,7 @@ from common import cli_config, interleaved, parser, print_machine, ratio, report
 from sd_transfer.datasets import make_tiny_imagenet
 
 
-def our_loader(data_root, batch_size, num_workers):
+def our_loader(data_root, batch_size, num_workers, checked=True):
     cfg = cli_config('ce', '--data-root', data_root)
     init_default_scope(cfg.default_scope)
     set_multi_processing(**cfg.env_cfg.mp_cfg)
@@ -30,6 +32,8 @@ def our_loader(data_root, batch_size, num_workers):
     loader_cfg.batch_size = batch_size
     if num_workers is not None:
         loader_cfg.num_workers = num_workers
+    if not checked:
+        loader_cfg.dataset.pipeline[0] = dict(type='LoadImageFromFile')
     crop = next(t for t in loader_cfg.dataset.pipeline if t.type == 'RandomResizedCrop')
     return Runner.build_dataloader(loader_cfg), loader_cfg, crop
 
@@ -61,6 +65,7 @@ def main():
         make_tiny_imagenet(data_root, size=args.image_size, train_per_class=args.per_class,
                            val_per_class=1)
         ours, loader_cfg, crop = our_loader(data_root, args.batch_size, args.workers)
+        unchecked, _, _ = our_loader(data_root, args.batch_size, args.workers, checked=False)
         theirs = torchvision_loader(data_root, loader_cfg, crop)
         print(f'{len(theirs.dataset)} JPEGs of {args.image_size} px, crop {crop.scale} px, '
               f'batch {loader_cfg.batch_size}, {loader_cfg.num_workers} workers '
@@ -72,12 +77,16 @@ def main():
                     pass
             return lambda: run
 
-        times = interleaved(dict(ours=epoch(ours), torchvision=epoch(theirs)), args.reps, 'cpu')
+        times = interleaved(dict(ours=epoch(ours), unchecked=epoch(unchecked),
+                                 torchvision=epoch(theirs)), args.reps, 'cpu')
         print('per epoch:')
         for name, t in times.items():
             report(f'  {name}', t, len(theirs.dataset))
     print(f'load average now {os.getloadavg()[0]:.1f}; ratio: median of paired epochs')
-    paired, fastest = ratio(times['torchvision'], times['ours'])  # time ratio = images/s ratio
+    paired, fastest = ratio(times['unchecked'], times['ours'])  # time ratio = images/s ratio
+    print(f'cost of the broken-image check, ours/unchecked images/s: {paired} (target >= 0.97; '
+          f'{fastest})')
+    paired, fastest = ratio(times['torchvision'], times['ours'])
     print(f'ratio ours/torchvision images/s: {paired} (target >= 1.0; {fastest})')
 
 

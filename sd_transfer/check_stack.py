@@ -1,14 +1,43 @@
-"""Proves the installed stack works: compiled mmcv ops and the three OpenMMLab registries."""
+"""Proves the installed stack works: compiled mmcv ops (on CUDA too when a GPU is visible) and the
+three OpenMMLab registries.
+
+mmcv builds its CUDA ops only when asked or when the build machine sees a GPU; a CPU-only build
+imports fine and fails at the first detection step on a GPU. So wherever a GPU is visible, nms
+and roi_align run on it here, and setup fails if they cannot (``SD_EXPECT_MMCV_OPS=cpu``, set by
+setup for ``SD_MMCV_CUDA=0``, is the one exception).
+"""
+import os
+
 import torch
+
+
+def check_ops(device: str) -> None:
+    from mmcv.ops import nms, roi_align
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]],
+                         device=device)
+    scores = torch.tensor([0.9, 0.8, 0.7], device=device)
+    _, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2], keep
+    feats = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32, device=device).view(2, 3, 8, 8)
+    rois = torch.tensor([[1, 0., 0., 4., 4.]], device=device)
+    pooled = roi_align(feats, rois, (2, 2), 1.0, 0, 'avg', True)
+    # RoI (0,0)-(4,4) of image 1, 2x2 bins of 2x2 pixels: the mean of each bin
+    expected = feats[1, :, :4, :4].reshape(3, 2, 2, 2, 2).mean((2, 4))
+    torch.testing.assert_close(pooled[0], expected)
 
 
 def main():
     import mmcv
-    from mmcv.ops import nms
-    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
-    scores = torch.tensor([0.9, 0.8, 0.7])
-    _, keep = nms(boxes, scores, iou_threshold=0.5)
-    assert keep.tolist() == [0, 2], keep
+    check_ops('cpu')
+    expect = os.environ.get('SD_EXPECT_MMCV_OPS', 'auto')
+    if torch.cuda.is_available() and expect != 'cpu':
+        try:
+            check_ops('cuda')
+        except RuntimeError as e:
+            raise SystemExit(f"mmcv's ops do not run on the GPU ({e}); rebuild mmcv with CUDA "
+                             'ops: SD_MMCV_CUDA=1 make setup (see README, Setup)') from None
+    cuda_ops = 'tested on ' + torch.cuda.get_device_name() if torch.cuda.is_available() and (
+        expect != 'cpu') else ('built, no GPU here to test them' if expect == 'cuda' else 'no')
 
     # mmengine resolves 'mmpretrain::' config bases through pkg_resources (setuptools < 82)
     from mmengine.utils import is_installed
@@ -29,7 +58,7 @@ def main():
     for registry in (CLS_MODELS, DET_MODELS, SEG_MODELS):
         net = registry.build(dict(type='ResNet', depth=50))
         assert sum(p.numel() for p in net.parameters()) > 20e6
-    print(f'stack ok: torch {torch.__version__}, mmcv {mmcv.__version__}, '
+    print(f'stack ok: torch {torch.__version__}, mmcv {mmcv.__version__} (CUDA ops: {cuda_ops}), '
           f'mmpretrain {mmpretrain.__version__}, mmdet {mmdet.__version__}, '
           f'mmseg {mmseg.__version__}, cuda={torch.cuda.is_available()}')
 

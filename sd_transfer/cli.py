@@ -5,19 +5,23 @@ The tools stay thin (argparse -> config -> Runner); everything a test needs to i
 import argparse
 import difflib
 import os
+import subprocess
 import sys
+from typing import Optional
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
 
 from . import engine  # noqa: F401  registers the hooks and the file backend used below
-from .datasets import loading  # noqa: F401  registers CheckedLoadImageFromFile
+from . import run_dir
+from .datasets import cifar  # noqa: F401  registers LocalCIFAR10/100
+from .datasets import loading  # registers CheckedLoadImageFromFile, SkippedImagesHook
 from .errors import UserError
 from .io import safe_torch_load
 
 
 def add_run_args(parser: argparse.ArgumentParser,
-                 work_dir_default: str = 'work_dirs/<config name>') -> None:
+                 work_dir_default: str = 'work_dirs/<config name>[_seed<N>]') -> None:
     """Options every tool that builds a Runner takes (training or testing)."""
     parser.add_argument('--work-dir', help='where logs, checkpoints and results go '
                         f'(default: {work_dir_default})')
@@ -42,7 +46,11 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CKPT',
                         help='resume from CKPT, or from the latest checkpoint in the work dir')
     parser.add_argument('--skip-bad-images', action='store_true',
-                        help='log and skip corrupt or truncated images instead of stopping')
+                        help='skip corrupt or truncated images (listed in WORK_DIR/'
+                        'skipped_images.txt) instead of stopping')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the learning rate by effective batch / the recipe's "
+                        'auto_scale_lr.base_batch_size (mmengine\'s linear scaling rule)')
 
 
 def train_defaults() -> dict:
@@ -52,8 +60,8 @@ def train_defaults() -> dict:
     return vars(parser.parse_args([]))
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    add_run_args(parser)
+def add_common_args(parser: argparse.ArgumentParser, **run_args) -> None:
+    add_run_args(parser, **run_args)
     add_train_args(parser)
 
 
@@ -98,45 +106,69 @@ def config_dicts(node):
             yield from config_dicts(v)
 
 
-def rebase_data_root(cfg: Config, new_root: str) -> None:
-    """Point every ``data_root`` under the config's top-level ``data_root`` at ``new_root``."""
-    old = cfg.get('data_root')
-    if old is None:
-        raise UserError("--data-root given but the config defines no top-level 'data_root'")
-    old = os.path.normpath(old)
+LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def rebase_data_root(cfg: Config, new_root: str, config_path: str) -> None:
+    """Point every dataloader's dataset at ``new_root``, keeping paths below the old root.
+
+    The old root is the config's top-level ``data_root`` where it has one (mmdet and mmseg
+    recipes); mmpretrain's recipes set ``data_root`` only inside each dataset, so there it is the
+    common folder of those. A dataset root below the old root keeps its sub-path.
+    """
+    roots = [os.path.normpath(node['data_root']) for loader in LOADERS
+             for node in config_dicts(cfg.get(loader)) if isinstance(node.get('data_root'), str)]
+    top = cfg.get('data_root')
+    if isinstance(top, str):
+        old = os.path.normpath(top)
+    elif roots:
+        old = os.path.commonpath(roots)
+    else:
+        raise UserError(f'{config_path}: --data-root given, but neither the config nor its '
+                        "dataloaders' datasets define a data_root")
+    new_root = new_root.rstrip(os.sep) or os.sep
     for node in config_dicts(cfg._cfg_dict):
         value = node.get('data_root')
         if isinstance(value, str):
             value = os.path.normpath(value)
             if value == old or value.startswith(old + os.sep):
                 node['data_root'] = new_root + value[len(old):]
-    cfg.data_root = new_root
+    if isinstance(top, str):
+        cfg.data_root = new_root
 
 
-def use_checked_image_loading(cfg: Config, skip_bad: bool) -> None:
-    """Swap every pipeline's ``LoadImageFromFile`` for ``CheckedLoadImageFromFile``."""
+def use_checked_loading(cfg: Config, skip_bad: bool, skip_log: str) -> None:
+    """Swap in the checked image loader and the download-free CIFAR datasets.
+
+    Only the training loader skips broken images inside the loop; with ``skip_bad`` the val/test
+    sets are cleaned before the run (:func:`~sd_transfer.datasets.loading.exclude_bad_eval_images`).
+    """
+    train = {id(node) for node in config_dicts(cfg.get('train_dataloader'))}
     for node in config_dicts(cfg._cfg_dict):
         if node.get('type') == 'LoadImageFromFile':
-            node['type'] = 'CheckedLoadImageFromFile'
-            node['skip_bad'] = skip_bad
+            node.update(type='CheckedLoadImageFromFile', skip_bad=skip_bad and id(node) in train,
+                        skip_log=skip_log if skip_bad else '')
+        elif node.get('type') in ('CIFAR10', 'CIFAR100'):
+            node['type'] = 'Local' + node['type']
 
 
-def _supports_bf16() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def load_config(args, backbone: Optional[str] = None) -> Config:
+    """Read the config and apply the common command-line options.
 
-
-def load_config(args, default_work_root: str = 'work_dirs') -> Config:
-    """Read the config and apply the common command-line options."""
+    ``backbone`` (transfer runs) names the backbone in the default work dir.
+    """
     if not os.path.isfile(args.config):
         raise UserError(f'{args.config}: config file not found')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         merge_cfg_options(cfg, args.cfg_options, args.config)
     if args.data_root:
-        rebase_data_root(cfg, args.data_root)
+        rebase_data_root(cfg, args.data_root, args.config)
     cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or os.path.join(
-        default_work_root, os.path.splitext(os.path.basename(args.config))[0])
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or run_dir.default_work_dir(
+        args.config, args.seed, backbone)
+    if args.deterministic:
+        engine.prepare_deterministic_env()
     if args.seed is not None or args.deterministic:
         randomness = dict(cfg.get('randomness') or {})
         if args.seed is not None:
@@ -144,22 +176,30 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
         if args.deterministic:
             randomness['deterministic'] = True
         cfg.randomness = randomness
+    if args.auto_scale_lr:
+        if not (cfg.get('auto_scale_lr') or {}).get('base_batch_size'):
+            raise UserError(f'--auto-scale-lr: {args.config} has no auto_scale_lr.base_batch_size '
+                            '(the batch size its learning rate was set for)')
+        cfg.auto_scale_lr.enable = True
+    amp = None
     if args.amp:
-        if not torch.cuda.is_available():
-            raise UserError('--amp needs a CUDA GPU; none is visible (drop --amp on CPU)')
-        wrapper = cfg.optim_wrapper
-        wrapper.type = 'AmpOptimWrapper'
-        if _supports_bf16():
-            wrapper.dtype = 'bfloat16'
-            wrapper.loss_scale = dict(enabled=False)  # bf16 has fp32's range: no scaler needed
-        else:
-            wrapper.dtype = 'float16'
-            wrapper.loss_scale = 'dynamic'
-    use_checked_image_loading(cfg, args.skip_bad_images)
+        settings, amp = engine.amp_settings()
+        cfg.optim_wrapper.update(settings)
+    skip_log = os.path.join(cfg.work_dir, loading.SKIP_LOG)
+    use_checked_loading(cfg, args.skip_bad_images, skip_log)
     hooks = list(cfg.get('custom_hooks') or [])
-    hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook')]
+    hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook'),
+              dict(type='RunInfoHook', amp=amp)]
+    if args.skip_bad_images:
+        hooks.append(dict(type='SkippedImagesHook', log_file=skip_log))
+    if args.deterministic:
+        hooks.append(dict(type='DeterminismHook'))
     if args.channels_last:
         hooks.append(dict(type='ChannelsLastHook'))
+        wrapper = ddp_wrapper_cfg(cfg)
+        if args.launcher != 'none' and wrapper.type == 'MMDistributedDataParallel':
+            wrapper.type = 'ChannelsLastDistributedDataParallel'  # DDP built on the final layout
+            cfg.model_wrapper_cfg = wrapper
     cfg.custom_hooks = hooks
     checkpoint_hook = cfg.get('default_hooks', {}).get('checkpoint')
     if checkpoint_hook and checkpoint_hook.get('type') == 'CheckpointHook':
@@ -181,23 +221,59 @@ def load_config(args, default_work_root: str = 'work_dirs') -> Config:
     return cfg
 
 
+def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None) -> None:
+    """Last steps before the Runner is built, after every input check passed.
+
+    With ``--skip-bad-images``, leave broken images out of the evaluation sets the run uses
+    (pretraining validates; transfers validate and test); then claim the work dir (refused if
+    another run recorded itself there) and set up the launcher.
+    """
+    if args.skip_bad_images:
+        loaders = ('val_dataloader', ) if kind == 'pretrain' else (
+            'val_dataloader', 'test_dataloader')
+        loading.exclude_bad_eval_images(cfg, os.path.join(cfg.work_dir, loading.SKIP_LOG),
+                                        loaders)
+    run_dir.claim(cfg.work_dir, run_dir.identity(kind, args.config, args.seed, backbone),
+                  resume=args.resume is not None)
+    setup_launcher(cfg)
+
+
 def setup_launcher(cfg: Config) -> None:
     """Let mmengine launchers run on CPU too (gloo), so the multi-GPU path is testable anywhere.
 
     mmengine's ``init_dist`` always calls ``torch.cuda.set_device`` and wraps the model with
     ``device_ids=[local_rank]``; both fail without a GPU. The Runner skips its own init when a
-    process group exists, so on CPU we create a gloo group first and drop ``device_ids``.
+    process group exists, so on CPU we create a gloo group first (from torchrun's variables, or
+    from srun's as mmengine's slurm launcher reads them) and drop ``device_ids``.
     """
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
-    if cfg.launcher != 'pytorch':
-        raise UserError(f'--launcher {cfg.launcher} without a GPU: only --launcher pytorch '
-                        '(torchrun) runs on CPU')
     import torch.distributed as dist
     if not dist.is_initialized():
+        if cfg.launcher == 'slurm':
+            _torch_env_from_slurm()
         dist.init_process_group('gloo')
-    cfg.model_wrapper_cfg = ConfigDict(
-        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
+    cfg.model_wrapper_cfg = ddp_wrapper_cfg(cfg)
+    cfg.model_wrapper_cfg.device_ids = None
+
+
+def ddp_wrapper_cfg(cfg: Config) -> ConfigDict:
+    """The config's ``model_wrapper_cfg``, or what mmengine wraps with when it has none."""
+    return ConfigDict(cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False)))
+
+
+def _torch_env_from_slurm() -> None:
+    """What mmengine's ``_init_dist_slurm`` derives from srun's variables, minus the GPU."""
+    if 'SLURM_PROCID' not in os.environ:
+        raise UserError('--launcher slurm: SLURM_PROCID is not set (start the tool with srun)')
+    nodes = os.environ['SLURM_NODELIST']
+    os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(
+        f'scontrol show hostname {nodes} | head -n1'))
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ.update(WORLD_SIZE=os.environ['SLURM_NTASKS'], RANK=os.environ['SLURM_PROCID'],
+                      LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'))
 
 
 def run_main(main) -> None:

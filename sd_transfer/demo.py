@@ -20,11 +20,15 @@ TRANSFER = {
     'det': 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py',
     'seg': 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py',
 }
-# The scaled-down path used by the tests: the same commands, shorter schedules.
-QUICK = {
-    'pretrain': ['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
-                 'param_scheduler.restart_weights=[1,1]'],
-    'transfer': ['--cfg-options', 'train_cfg.max_iters=20', 'train_cfg.val_interval=20'],
+# The same commands with shorter schedules: 'quick' for the tests, 'tiny' for gpu_check --small.
+_TWO_CYCLES = ['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
+               'param_scheduler.restart_weights=[1,1]']
+SCHEDULES = {
+    'full': dict(pretrain=[], transfer=[]),
+    'quick': dict(pretrain=_TWO_CYCLES, transfer=['--cfg-options', 'train_cfg.max_iters=20',
+                                                 'train_cfg.val_interval=20']),
+    'tiny': dict(pretrain=_TWO_CYCLES, transfer=['--cfg-options', 'train_cfg.max_iters=4',
+                                                'train_cfg.val_interval=4']),
 }
 
 
@@ -47,17 +51,21 @@ def fresh_out_dir(out: str) -> None:
     open(osp.join(out, MARKER), 'w').close()
 
 
-def run_demo(out: str, data: str, quick: bool = False) -> str:
-    """Run the whole pipeline into ``out``; return the path of the report."""
+def run_demo(out: str, data: str, schedule: str = 'full', flags=(), arms=tuple(PRETRAIN)) -> str:
+    """Run the whole pipeline into ``out``; return the path of the report.
+
+    ``flags`` go to every training command (e.g. ``--amp --channels-last``); ``arms`` are the
+    pretrainings run and transferred (cyclic baseline and SD).
+    """
     start = time.time()
     fresh_out_dir(out)
-    pretrain_extra = QUICK['pretrain'] if quick else []
-    transfer_extra = QUICK['transfer'] if quick else []
+    pretrain_extra = [*flags, *SCHEDULES[schedule]['pretrain']]
+    transfer_extra = [*flags, *SCHEDULES[schedule]['transfer']]
     run(['tools/make_tiny_data.py', '--out', data])
-    for name, config in PRETRAIN.items():
-        run(['tools/pretrain.py', config, '--work-dir', osp.join(out, f'pretrain_{name}'),
+    for name in arms:
+        run(['tools/pretrain.py', PRETRAIN[name], '--work-dir', osp.join(out, f'pretrain_{name}'),
              '--data-root', osp.join(data, 'imagenet'), '--seed', '0', *pretrain_extra])
-    for name in PRETRAIN:
+    for name in arms:
         backbone = osp.join(out, f'pretrain_{name}', 'backbone.pth')
         for task, config in TRANSFER.items():
             root = osp.join(data, 'VOCdevkit') + ('/VOC2012' if task == 'seg' else '')
@@ -79,4 +87,4 @@ def main(argv=None):
     parser.add_argument('--data', default='data/tiny', help='where the tiny datasets are written')
     parser.add_argument('--quick', action='store_true', help='shorter schedules (for tests)')
     args = parser.parse_args(argv)
-    run_demo(args.out, args.data, args.quick)
+    run_demo(args.out, args.data, 'quick' if args.quick else 'full')

@@ -84,3 +84,17 @@ class NaNInjectionHook(Hook):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             with torch.no_grad():
                 next(model.parameters()).fill_(float('nan'))
+
+
+@HOOKS.register_module()
+class InitDigestHook(Hook):
+    """Record a digest of the weights as training starts (after init, before iteration 1)."""
+
+    priority = 'LOWEST'
+
+    def before_train(self, runner):
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        layouts = {p.is_contiguous(memory_format=torch.channels_last)
+                   for p in model.parameters() if p.dim() == 4}
+        with open(osp.join(runner.work_dir, f'init_rank{get_rank()}.json'), 'w') as f:
+            json.dump(dict(digest=digest(model), channels_last=sorted(layouts)), f)

@@ -9,7 +9,7 @@ import mmpretrain
 import mmseg
 
 UPSTREAM = dict(mmpretrain=mmpretrain, mmdet=mmdet, mmseg=mmseg)
-SCHEDULE = {'param_scheduler', 'custom_hooks', 'custom_imports'}
+SCHEDULE = {'param_scheduler', 'custom_hooks', 'custom_imports', 'default_hooks'}
 
 
 def _load(path):
@@ -41,6 +41,11 @@ def test_cyclic_baseline_changes_only_the_schedule(ours, upstream):
     assert cyclic['param_scheduler']['type'] == 'CosineRestartLR'
     periods = cyclic['param_scheduler']['periods']
     assert len(set(periods)) == 1 and sum(periods) == cyclic['train_cfg']['max_epochs']
+    checkpoint = cyclic['default_hooks']['checkpoint']
+    upstream_checkpoint = _upstream('mmpretrain', upstream)['default_hooks']['checkpoint']
+    assert checkpoint == dict(upstream_checkpoint, max_keep_ckpts=3)  # only the retention
+    assert _diff(cyclic['default_hooks'], _upstream('mmpretrain', upstream)['default_hooks']) == {
+        'checkpoint'}
 
     sd = _load(f'configs/pretrain/{ours.replace("cyclic", "sd")}.py')
     assert _diff(sd, cyclic) == {'model', 'custom_hooks'}
@@ -60,7 +65,12 @@ def test_cyclic_baseline_changes_only_the_schedule(ours, upstream):
 ])
 def test_transfer_configs_change_only_the_backbone_init(ours, package, upstream):
     cfg, up = _load(f'configs/transfer/{ours}.py'), _upstream(package, upstream)
-    assert _diff(cfg, up) == {'model', 'custom_imports', 'test_evaluator'}
+    # mmseg's recipes lack auto_scale_lr; ours states their batch (4 GPUs x 4 images)
+    added = {'auto_scale_lr'} if package == 'mmseg' else set()
+    assert _diff(cfg, up) == {'model', 'custom_imports', 'test_evaluator'} | added
+    if added:
+        assert cfg['auto_scale_lr'] == dict(enable=False, base_batch_size=16)
+        assert up['train_dataloader']['batch_size'] * 4 == 16
     assert _diff(cfg['model'], up['model']) <= {'backbone', 'pretrained'}
     changed = _diff(cfg['model']['backbone'], up['model']['backbone'])
     assert changed <= {'init_cfg', 'type'}

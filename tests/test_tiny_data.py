@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
+from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
 from sd_transfer.datasets.tiny import VOC_CLASSES, VOC_PALETTE
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -234,6 +234,30 @@ def test_cli(tmp_path):
     assert len(_lines(tmp_path / 'imagenet' / 'meta' / 'train.txt')) == 2 * 3
     img = Image.open(tmp_path / 'VOCdevkit' / 'VOC2007' / 'JPEGImages' / '000001.jpg')
     assert max(img.size) == 96
+    assert sorted(os.listdir(tmp_path / 'cifar100' / 'cifar-100-python')) == ['meta', 'test',
+                                                                             'train']
+
+
+def test_mmpretrain_loads_cifar100(tmp_path):
+    """The official archive's format; mmpretrain's own class refuses any copy but the release's
+    bytes (md5) and would download, ours reads it."""
+    import pickle
+    from mmpretrain.datasets import CIFAR100
+    from sd_transfer.datasets.cifar import LocalCIFAR100
+    root = str(tmp_path / 'cifar100')
+    make_tiny_cifar100(root, classes=3, train_per_class=4, test_per_class=2)
+    with open(osp.join(root, 'cifar-100-python', 'train'), 'rb') as f:
+        raw = pickle.load(f, encoding='latin1')
+    train = LocalCIFAR100(data_root=root, split='train', pipeline=[])
+    test = LocalCIFAR100(data_root=root, split='test', pipeline=[])
+    assert (len(train), len(test)) == (12, 6)
+    assert len(train.metainfo['classes']) == 100
+    for i in (0, 7):
+        info = train.get_data_info(i)
+        assert info['gt_label'] == raw['fine_labels'][i] == i // 4
+        assert np.array_equal(info['img'], raw['data'][i].reshape(3, 32, 32).transpose(1, 2, 0))
+    with pytest.raises(RuntimeError, match='Cannot find CIFAR100'):
+        CIFAR100(data_root=root, split='train', download=False, pipeline=[])
 
 
 def test_mmpretrain_loads_imagenet(tiny):

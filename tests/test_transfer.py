@@ -23,6 +23,7 @@ from sd_transfer.transfer import read_backbone, verify_backbone
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 SEG = 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'
 DET_R50 = 'configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py'
+DET_INIT_PROBE = 'tests/configs/faster-rcnn_r18_fpn_voc0712_tiny_init_probe.py'
 CONFIGS = dict(det=DET, seg=SEG)
 ONE_THREAD = {'OMP_NUM_THREADS': '1'}
 
@@ -32,8 +33,9 @@ def data_root(task, tiny_voc):
 
 
 def run_parallel(commands: dict) -> dict:
+    env = dict(ONE_THREAD, PYTHONPATH='tests')  # tests/probes.py for the probe configs
     with ThreadPoolExecutor(max_workers=2) as pool:
-        procs = pool.map(lambda args: run_tool(*args, env=ONE_THREAD), commands.values())
+        procs = pool.map(lambda args: run_tool(*args, env=env), commands.values())
         return dict(zip(commands, procs))
 
 
@@ -64,16 +66,21 @@ def runs(tiny_voc, backbone, tmp_path_factory):
     """Fine-tune det and seg from ``backbone``; test the same models untrained (0 iterations)."""
     root = tmp_path_factory.mktemp('transfer')
 
-    def transfer(task, name, *extra):
-        return ['tools/transfer.py', task, CONFIGS[task], '--backbone', backbone,
+    def transfer(task, name, *extra, config=None):
+        return ['tools/transfer.py', task, config or CONFIGS[task], '--backbone', backbone,
                 '--data-root', data_root(task, tiny_voc), '--work-dir', str(root / name),
                 '--seed', '0', *extra]
 
     untrained = ('--cfg-options', 'train_cfg.max_iters=0')
-    procs = run_parallel({'seg': transfer('seg', 'seg'), 'det': transfer('det', 'det'),
-                          'det0': transfer('det', 'det0', *untrained),
-                          'seg0': transfer('seg', 'seg0', *untrained)})
-    return {name: dict(log=proc.stdout + proc.stderr,
+    one_iter = ('--cfg-options', 'train_cfg.max_iters=1')
+    procs = run_parallel({
+        'seg': transfer('seg', 'seg'), 'det': transfer('det', 'det'),
+        'det_cl': transfer('det', 'det_cl', '--channels-last'),
+        'det0': transfer('det', 'det0', *untrained), 'seg0': transfer('seg', 'seg0', *untrained),
+        'init': transfer('det', 'init', *one_iter, config=DET_INIT_PROBE),
+        'init_cl': transfer('det', 'init_cl', '--channels-last', *one_iter,
+                            config=DET_INIT_PROBE)})
+    return {name: dict(log=proc.stdout + proc.stderr, work_dir=root / name,
                        metrics=read_json(root / name / 'metrics.json'))
             for name, proc in procs.items()}
 
@@ -97,6 +104,23 @@ def test_finetune_beats_untrained(runs, backbone, task, margin):
     assert trained['backbone']['meta']['sd'] == {'alpha': 0.5}
     assert osp.isfile(trained['checkpoint']['path']) and untrained['checkpoint'] is None
     assert trained['test_data']['images'] == 40
+
+
+def test_channels_last_detector_learns_as_the_nchw_one(runs):
+    """mmcv's RoIAlign read channels_last maps as NCHW: the detector trained on garbage RoI
+    features (mAP 0.0 against about 0.5). Now both layouts learn alike."""
+    nchw = runs['det']['metrics']['headline']['value']
+    channels_last = runs['det_cl']['metrics']['headline']['value']
+    assert 'channels_last: model converted' in runs['det_cl']['log']
+    assert channels_last > runs['det0']['metrics']['headline']['value'] + 0.3
+    assert abs(channels_last - nchw) < 0.15, (channels_last, nchw)
+
+
+def test_initial_weights_do_not_depend_on_channels_last(runs):
+    nchw = read_json(runs['init']['work_dir'] / 'init_rank0.json')
+    channels_last = read_json(runs['init_cl']['work_dir'] / 'init_rank0.json')
+    assert (nchw['channels_last'], channels_last['channels_last']) == ([False], [True])
+    assert channels_last['digest'] == nchw['digest']
 
 
 def test_per_class_metrics(runs):

@@ -1,16 +1,17 @@
-"""Write the tiny synthetic datasets: DIR/imagenet (mmpretrain layout) and DIR/VOCdevkit."""
+"""Write the tiny synthetic datasets: DIR/imagenet, DIR/cifar100 and DIR/VOCdevkit (real layouts)."""
 import argparse
 import os.path as osp
 import time
 
-from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
+from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--classes', type=int, default=10, help='ImageNet classes (max 50)')
+    parser.add_argument('--classes', type=int, default=10,
+                        help='ImageNet classes (max 50), also drawn as CIFAR-100 classes')
     parser.add_argument('--size', type=int, default=64, help='ImageNet image side')
     parser.add_argument('--train-per-class', type=int, default=60)
     parser.add_argument('--val-per-class', type=int, default=20)
@@ -29,6 +30,11 @@ def main():
         train_per_class=args.train_per_class, val_per_class=args.val_per_class)
     print(f"{imagenet['root']}: {len(imagenet['wnids'])} classes, "
           f"{imagenet['train']} train / {imagenet['val']} val images of {args.size} px")
+    cifar = make_tiny_cifar100(
+        osp.join(args.out, 'cifar100'), seed=args.seed, classes=args.classes,
+        train_per_class=args.train_per_class, test_per_class=args.val_per_class)
+    print(f"{cifar['root']}: {args.classes} of CIFAR-100's classes, {cifar['train']} train / "
+          f"{cifar['test']} test images of 32 px")
     voc = make_tiny_voc(
         osp.join(args.out, 'VOCdevkit'), seed=args.seed, size=args.voc_size,
         train_images=args.voc_train, test_images=args.voc_test, aug_images=args.voc_aug)

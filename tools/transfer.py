@@ -24,7 +24,8 @@ def parse_args():
     parser.add_argument('--backbone', required=True,
                         help='exported backbone.pth, mmpretrain classifier checkpoint or '
                         'torchvision ResNet state dict')
-    add_common_args(parser)
+    add_common_args(parser, work_dir_default='work_dirs/<config name>/<backbone name>-<sha256[:8]>'
+                    '[_seed<N>]')
     return parser.parse_args()
 
 

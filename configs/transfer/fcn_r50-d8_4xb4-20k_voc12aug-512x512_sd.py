@@ -13,3 +13,7 @@ model = dict(
 
 # The test run also reports the IoU of every class (mmseg's IoUMetric only logs them).
 test_evaluator = dict(type='IoUMetricPerClass')
+
+# mmseg's recipes have no auto_scale_lr; their lr is for 4 GPUs x 4 images. tools/transfer.py
+# --auto-scale-lr scales it to the batch actually used.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

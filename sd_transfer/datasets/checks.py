@@ -44,20 +44,35 @@ def _check_class_folders(img_dir):
             raise UserError(f'{folder}: class folder holds no images')
 
 
-def check_classification_data(cfg) -> None:
-    """Validate the ImageNet-style datasets of the train and val loaders.
+def _check_cifar(loader, dataset):
+    from .cifar import LocalCIFAR10, LocalCIFAR100
+    cls = {'LocalCIFAR10': LocalCIFAR10, 'LocalCIFAR100': LocalCIFAR100}[dataset['type']]
+    folder = osp.join(dataset.get('data_root', ''), dataset.get('data_prefix') or '',
+                      cls.base_folder)
+    for name, _ in cls.train_list + cls.test_list:
+        if not osp.isfile(osp.join(folder, name)):
+            raise UserError(f'{loader}: {osp.join(folder, name)} does not exist (expected the '
+                            f'unpacked {cls.filename} in {folder})')
 
-    Both layouts mmpretrain reads are checked: ``meta/<split>.txt`` ann files (every line parses
-    and names an existing image) and class folders (none empty). Other dataset types are left to
-    their own loaders.
+
+def check_classification_data(cfg) -> None:
+    """Validate the ImageNet-style and CIFAR datasets of the train and val loaders.
+
+    Both layouts mmpretrain's ImageNet reads are checked: ``meta/<split>.txt`` ann files (every
+    line parses and names an existing image) and class folders (none empty); CIFAR's unpacked
+    batch files must exist. Other dataset types are left to their own loaders.
     """
     for loader in ('train_dataloader', 'val_dataloader'):
         dataset = (cfg.get(loader) or {}).get('dataset')
-        if not dataset or dataset.get('type') not in ('ImageNet', 'CustomDataset'):
+        kind = dataset and dataset.get('type')
+        if kind not in ('ImageNet', 'CustomDataset', 'LocalCIFAR10', 'LocalCIFAR100'):
             continue
         root = dataset.get('data_root', '')
         if root and not osp.isdir(root):
             raise UserError(f'{loader}: data_root {root} does not exist')
+        if kind.startswith('LocalCIFAR'):
+            _check_cifar(loader, dataset)
+            continue
         split = dataset.get('split', '')
         prefix = dataset.get('data_prefix') or split
         prefix = prefix.get('img_path', '') if isinstance(prefix, dict) else prefix

@@ -1,41 +1,96 @@
-"""Image loading that names a corrupt or truncated file instead of crashing (or silently training).
+"""Image loading that names a broken file instead of crashing (or silently training on grey).
 
 mmcv's ``LoadImageFromFile`` fails on an undecodable file with a bare assertion deep inside a
 dataloader worker, and OpenCV decodes a *truncated* JPEG without any error, filling the missing
-part with grey. The CLIs swap in this subclass for every pipeline (same arguments).
+part with grey. The CLIs swap in :class:`CheckedLoadImageFromFile` for every pipeline (same
+arguments). Only what is broken is rejected: bytes after a JPEG's end-of-image marker (camera
+trailers, padding), progressive, CMYK and grayscale JPEGs, and a PNG named ``.JPEG`` (as in
+ImageNet) all load.
+
+With ``--skip-bad-images`` a broken training image is skipped (mmengine draws another sample)
+and listed in ``WORK_DIR/skipped_images.txt``; validation and test sets cannot skip inside the
+loop (mmengine requires every test sample, and dropping one on one rank would misalign the
+results gathered from all ranks), so their broken files are found before the run starts and left
+out of the dataset. :class:`SkippedImagesHook` logs the counts.
 """
+import os
+import os.path as osp
+from concurrent.futures import ThreadPoolExecutor
+
 import mmcv
 from mmengine import fileio
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import TRANSFORMS
+from mmengine.registry import DATASETS, HOOKS, TRANSFORMS, init_default_scope
 from mmcv.transforms import LoadImageFromFile
 
 from ..errors import UserError
 
-JPEG_END = b'\xff\xd9'
+SKIP_LOG = 'skipped_images.txt'
+_RESTART_OR_STUFFING = frozenset([0x00, *range(0xD0, 0xD8)])
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether the JPEG's segments and scans run up to an end-of-image marker.
+
+    Walks the marker segments (each carries its length) and skips each scan's entropy-coded
+    data, where a 0xFF byte is always followed by 0x00 (stuffing) or a restart marker. Whatever
+    follows the end-of-image marker is ignored; an EXIF thumbnail's own end marker sits inside
+    the APP1 segment and is skipped with it.
+    """
+    pos, end = 2, len(data)
+    while pos + 1 < end:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if marker in _RESTART_OR_STUFFING or marker == 0x01:  # standalone markers
+            pos += 2
+            continue
+        if pos + 4 > end:
+            return False
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            while True:
+                pos = data.find(b'\xff', pos)
+                if pos < 0 or pos + 1 >= end:
+                    return False
+                if data[pos + 1] in _RESTART_OR_STUFFING:
+                    pos += 2
+                elif data[pos + 1] == 0xFF:
+                    pos += 1
+                else:
+                    break
+    return False
 
 
 def image_problem(data: bytes):
     """Why ``data`` is not a complete image, or ``None``. Cheap: the bytes are read anyway."""
     if not data:
         return 'empty file'
-    if data[:3] == b'\xff\xd8\xff' and JPEG_END not in data[-16:]:
-        return 'truncated JPEG (no end-of-image marker)'
+    if data[:3] == b'\xff\xd8\xff' and not _jpeg_complete(data):
+        return 'truncated JPEG (no end-of-image marker after its last scan)'
+    if data[:8] == b'\x89PNG\r\n\x1a\n' and b'IEND' not in data:
+        return 'truncated PNG (no IEND chunk)'
     return None
 
 
 @TRANSFORMS.register_module()
 class CheckedLoadImageFromFile(LoadImageFromFile):
-    """``LoadImageFromFile`` that raises a :class:`UserError` naming the bad file.
+    """``LoadImageFromFile`` that raises a :class:`UserError` naming a broken file.
 
-    With ``skip_bad=True`` the bad image is logged and skipped instead (the dataset then draws
-    another sample, as mmengine does for a pipeline that returns ``None``).
+    With ``skip_bad=True`` the broken image is logged, appended to ``skip_log`` and skipped (the
+    dataset then draws another sample, as mmengine does for a pipeline that returns ``None``).
     """
 
-    def __init__(self, *args, skip_bad: bool = False, **kwargs):
+    def __init__(self, *args, skip_bad: bool = False, skip_log: str = '', **kwargs):
         super().__init__(*args, **kwargs)
         self.skip_bad = skip_bad
-        self.skipped = 0
+        self.skip_log = skip_log
 
     def transform(self, results: dict):
         filename = results['img_path']
@@ -61,7 +116,106 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
     def _bad(self, filename, problem):
         if not self.skip_bad:
             raise UserError(f'{filename}: {problem} (use --skip-bad-images to skip such files)')
-        self.skipped += 1
-        print_log(f'skipping {filename}: {problem} ({self.skipped} skipped by this worker)',
-                  logger='current', level=30)
+        print_log(f'skipping {filename}: {problem}', logger='current', level=30)
+        if self.skip_log:
+            record_skipped(self.skip_log, filename, problem, 'train')
         return None
+
+
+def record_skipped(log_file: str, filename: str, problem: str, split: str) -> None:
+    # One short append per file: whole lines even with several workers and ranks writing.
+    os.makedirs(osp.dirname(osp.abspath(log_file)), exist_ok=True)
+    with open(log_file, 'a') as f:
+        f.write(f'{split}\t{filename}\t{problem}\n')
+
+
+def read_skipped(log_file: str) -> dict:
+    """``{split: {file: problem}}`` from ``skip_log`` (each file once)."""
+    skipped = {}
+    if osp.isfile(log_file):
+        with open(log_file) as f:
+            for line in f:
+                parts = line.rstrip('\n').split('\t')
+                if len(parts) == 3:
+                    skipped.setdefault(parts[0], {})[parts[1]] = parts[2]
+    return skipped
+
+
+def _leaf_datasets(node):
+    """The dataset configs under dataset wrappers (ConcatDataset, RepeatDataset, ...)."""
+    if isinstance(node.get('datasets'), (list, tuple)):
+        for child in node['datasets']:
+            yield from _leaf_datasets(child)
+    elif isinstance(node.get('dataset'), dict):
+        yield from _leaf_datasets(node['dataset'])
+    else:
+        yield node
+
+
+def _file_problem(path: str):
+    try:
+        with open(path, 'rb') as f:
+            return image_problem(f.read())
+    except OSError as e:
+        return f'unreadable ({e.strerror})'
+
+
+def exclude_bad_eval_images(cfg, log_file: str, loaders):
+    """Leave broken images out of the val/test ``loaders``' datasets (via mmengine's ``indices``).
+
+    Reads every listed image once (not decoded: structure only) before the run starts; a file
+    that passes this but still cannot be decoded stops the run with its name. A dataset that
+    two loaders share (test = val in most recipes) is read once.
+    """
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    done = {}  # dataset config -> indices to keep (None: all)
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or not loader_cfg.get('dataset'):
+            continue
+        for node in _leaf_datasets(loader_cfg['dataset']):
+            key = repr(node)
+            if key not in done:
+                done[key] = _good_indices(node, loader, log_file)
+            if done[key] is not None:
+                node['indices'] = done[key]
+
+
+def _good_indices(node, loader: str, log_file: str):
+    dataset = DATASETS.build(node)
+    paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
+    if not all(paths):
+        return None  # images held in memory (CIFAR): nothing to read
+    print_log(f'--skip-bad-images: checking the {len(paths)} images of {loader} '
+              f'({node.get("type")})', logger='current')
+    with ThreadPoolExecutor(8) as pool:
+        problems = list(pool.map(_file_problem, paths))
+    bad = [(path, why) for path, why in zip(paths, problems) if why]
+    if not bad:
+        return None
+    for path, why in bad:
+        print_log(f'skipping {path}: {why}', logger='current', level=30)
+        record_skipped(log_file, path, why, loader.split('_')[0])
+    print_log(f'--skip-bad-images: {len(bad)} of {len(paths)} images of {loader} left out',
+              logger='current', level=30)
+    return [i for i, why in enumerate(problems) if not why]
+
+
+@HOOKS.register_module()
+class SkippedImagesHook(Hook):
+    """Log how many broken images were skipped, per split, after each epoch and at the end."""
+
+    def __init__(self, log_file: str):
+        self.log_file = log_file
+
+    def _report(self, runner, when: str) -> None:
+        skipped = read_skipped(self.log_file)
+        if skipped:
+            counts = ', '.join(f'{len(files)} in {split}' for split, files in skipped.items())
+            runner.logger.warning(f'skipped images {when}: {counts} (listed in {self.log_file})')
+
+    def after_train_epoch(self, runner) -> None:
+        self._report(runner, f'up to epoch {runner.epoch + 1}')
+
+    def after_run(self, runner) -> None:
+        self._report(runner, 'in total')

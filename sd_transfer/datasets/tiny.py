@@ -8,6 +8,7 @@ hundred iterations but not perfectly.
 import colorsys
 import os
 import os.path as osp
+import pickle
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -183,6 +184,43 @@ def make_tiny_imagenet(root, seed=0, classes=10, size=64, train_per_class=60, va
         with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
             f.writelines(lines)
         summary[split] = len(lines)
+    return summary
+
+
+def make_tiny_cifar100(root, seed=0, classes=10, train_per_class=20, test_per_class=5):
+    """Write ``cifar-100-python/{train,test,meta}`` as the official archive unpacks.
+
+    Pickled dicts as mmpretrain's ``CIFAR100`` (and torchvision's) read them: ``data`` uint8
+    ``(N, 3072)`` (R, G, B planes of 32 x 32), ``fine_labels``, ``coarse_labels``,
+    ``filenames``, ``batch_label``; ``meta`` holds the 100 fine and 20 coarse label names. Only
+    the first ``classes`` fine labels are drawn.
+    """
+    from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
+    assert 1 <= classes <= 100, 'classes must be 1..100'
+    _fresh_root(root, ('cifar-100-python', ))
+    folder = osp.join(root, 'cifar-100-python')
+    os.makedirs(folder)
+    summary = dict(root=root, classes=classes)
+    for split_id, (split, per_class) in enumerate(
+            (('train', train_per_class), ('test', test_per_class))):
+        data, labels, names = [], [], []
+        for label in range(classes):
+            for i in range(per_class):
+                rng = np.random.default_rng([seed, 10 + split_id, label, i])
+                img = np.asarray(_imagenet_image(rng, label, classes, 32))
+                data.append(img.transpose(2, 0, 1).reshape(-1))
+                labels.append(label)
+                names.append(f'{CIFAR100_CATEGORIES[label]}_s_{i:06d}.png')
+        entry = dict(data=np.stack(data).astype(np.uint8), fine_labels=labels,
+                     coarse_labels=[label // 5 for label in labels], filenames=names,
+                     batch_label=f'{split}ing batch 1 of 1')
+        with open(osp.join(folder, split), 'wb') as f:
+            pickle.dump(entry, f, protocol=2)
+        summary[split] = len(labels)
+    with open(osp.join(folder, 'meta'), 'wb') as f:
+        pickle.dump(dict(fine_label_names=list(CIFAR100_CATEGORIES),
+                         coarse_label_names=[f'superclass_{i}' for i in range(20)]), f,
+                    protocol=2)
     return summary
 
 

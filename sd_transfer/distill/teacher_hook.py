@@ -28,6 +28,7 @@ class SnapshotTeacherHook(Hook):
         self.teacher = None
         self.cycle = 1  # the cycle the current teacher teaches
         self.last_val: Dict[str, float] = {}
+        self.resumed = None  # the checkpoint's teacher, set up in before_train
 
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -41,6 +42,16 @@ class SnapshotTeacherHook(Hook):
         self.starts = self.boundaries[1:-1]
         runner.logger.info(f'SD: {len(self.boundaries) - 1} cycles, teacher refreshed at '
                            f'iterations {self.starts}')
+        if self.resumed is not None:
+            # Built here, not when the checkpoint loads, so that it copies the student as it
+            # trains (e.g. channels_last, set up in before_train by a higher-priority hook).
+            if self.teacher is None:
+                self.teacher = self._new_teacher()
+            self.teacher.load_state_dict(self.resumed['state_dict'])
+            self.cycle = self.resumed['cycle']
+            self.student.set_teacher(self.teacher)
+            self.resumed = None
+            runner.logger.info(f'SD: resumed the teacher of cycle {self.cycle} from the checkpoint')
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if runner.iter in self.starts:
@@ -76,12 +87,5 @@ class SnapshotTeacherHook(Hook):
                 state_dict=weights_to_cpu(self.teacher.state_dict()), cycle=self.cycle)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        saved = checkpoint.get('sd_teacher')
-        if saved is None or not runner._resume:
-            return
-        if self.teacher is None:
-            self.teacher = self._new_teacher()
-        self.teacher.load_state_dict(saved['state_dict'])
-        self.cycle = saved['cycle']
-        self.student.set_teacher(self.teacher)
-        runner.logger.info(f'SD: resumed the teacher of cycle {self.cycle} from the checkpoint')
+        if runner._resume and checkpoint.get('sd_teacher') is not None:
+            self.resumed = checkpoint['sd_teacher']

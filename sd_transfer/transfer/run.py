@@ -10,20 +10,22 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from ..cli import config_dicts, load_config, setup_launcher
+from ..cli import config_dicts, load_config, setup_launcher, start_run
 from ..datasets import seg_masks  # noqa: F401  registers CheckedLoadAnnotations
 from ..datasets.checks import check_voc_detection
 from ..errors import UserError
 from ..io import atomic_torch_save, atomic_write_json, safe_torch_load
+from ..run_dir import backbone_name
+from .kernel_inputs import SWAPS as KERNEL_SAFE_SWAPS
 from .backbone import check_state_dict, file_sha256, read_backbone, verify_backbone
 
 # task -> (OpenMMLab scope of its configs, headline metric)
 TASKS = dict(det=('mmdet', 'pascal_voc/mAP'), seg=('mmseg', 'mIoU'))
 
 
-def prepare_config(task: str, args, loaders):
+def prepare_config(task: str, args, loaders, backbone: str = None):
     """Load the config, check it suits the task and the ``loaders``' data exist, pick the norm."""
-    cfg = load_config(args)
+    cfg = load_config(args, backbone)
     scope = TASKS[task][0]
     if cfg.get('default_scope') != scope:
         raise UserError(f"{args.config}: not an {scope} config (default_scope "
@@ -32,6 +34,10 @@ def prepare_config(task: str, args, loaders):
         check_data(cfg.get(loader), args.config)
     if task == 'seg':
         check_seg_masks(cfg)
+    else:
+        for node in config_dicts(cfg.model):  # see sd_transfer/transfer/kernel_inputs.py
+            if node.get('type') in KERNEL_SAFE_SWAPS:
+                node['type'] = KERNEL_SAFE_SWAPS[node['type']]
     choose_norm(cfg)
     return cfg
 
@@ -85,9 +91,14 @@ def finetune(task: str, args) -> dict:
 
     Returns the metrics record (None on ranks other than the first).
     """
-    cfg = prepare_config(task, args, ('train_dataloader', 'val_dataloader', 'test_dataloader'))
     state, meta = read_backbone(args.backbone)
+    sha256 = file_sha256(args.backbone)
+    cfg = prepare_config(task, args, ('train_dataloader', 'val_dataloader', 'test_dataloader'),
+                         backbone=backbone_name(args.backbone, meta, sha256))
     count = verify_backbone(state, meta, cfg.model.backbone, task, args.backbone)
+    backbone = dict(path=osp.abspath(args.backbone), sha256=sha256, tensors=count,
+                    meta=_plain(meta))
+    start_run(cfg, args, task, backbone)
     # Train from a copy of exactly what was verified. Every rank writes its own (identical, atomic)
     # copy: work dirs need not be shared between nodes.
     init_file = osp.join(osp.abspath(cfg.work_dir), 'backbone_init.pth')
@@ -95,10 +106,7 @@ def finetune(task: str, args) -> dict:
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init_file)
     if task == 'seg':
         cfg.model.pretrained = None
-    backbone = dict(path=osp.abspath(args.backbone), sha256=file_sha256(args.backbone),
-                    tensors=count, meta=_plain(meta))
 
-    setup_launcher(cfg)
     runner = Runner.from_cfg(cfg)
     runner.logger.info(f'backbone OK: {count} tensors, 0 missing, 0 unexpected '
                        f'({args.backbone})')

@@ -1,0 +1,47 @@
+"""Log the batch size the optimizer sees, the learning rate it starts from, and the precision."""
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+def per_process_batch(runner) -> int:
+    """The config's ``train_dataloader.batch_size``, which mmengine's lr scaling reads too
+    (mmdet's loaders batch through a batch sampler, so the built loader has none)."""
+    return runner.cfg.train_dataloader.batch_size
+
+
+def effective_batch(runner) -> int:
+    """Images per step over all processes, as mmengine's lr scaling counts them."""
+    return runner.world_size * per_process_batch(runner)
+
+
+@HOOKS.register_module()
+class RunInfoHook(Hook):
+    """One line before training: effective batch and lr, scaled or not (``--auto-scale-lr``).
+
+    mmengine scales the lr linearly by effective batch / ``auto_scale_lr.base_batch_size`` only
+    when ``auto_scale_lr.enable`` is set; a 16-GPU run of an 8-GPU recipe otherwise trains at the
+    recipe's lr with twice its batch, and nothing in the log says so.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self, amp: str = None):
+        self.amp = amp
+
+    def before_train(self, runner) -> None:
+        batch = effective_batch(runner)
+        groups = runner.optim_wrapper.optimizer.param_groups
+        lrs = sorted({g.get('initial_lr', g['lr']) for g in groups})
+        scale = runner.cfg.get('auto_scale_lr') or {}
+        base = scale.get('base_batch_size')
+        if scale.get('enable'):
+            how = f'scaled by {batch}/{base} = {batch / base:g} (--auto-scale-lr)'
+        elif base and base != batch:
+            how = (f'NOT scaled: the recipe assumes a batch of {base}; pass --auto-scale-lr to '
+                   f'scale it by {batch / base:g}')
+        else:
+            how = 'as the config sets it'
+        runner.logger.info(
+            f'effective batch size {batch} ({runner.world_size} process(es) x '
+            f'{per_process_batch(runner)}); lr {", ".join(f"{lr:g}" for lr in lrs)}, '
+            f'{how}; precision: {self.amp or "fp32 (no --amp)"}')

@@ -1,0 +1,265 @@
+"""The full-scale path: README's command lines, as printed, and every shipped config, on CPU.
+
+The commands run in a workspace laid out as README assumes (``configs/``, ``tools/``,
+``data/imagenet``, ``data/cifar100``, ``data/VOCdevkit``, ``work_dirs/``) with ``python``,
+``torchrun`` and a one-machine ``srun`` (tests/bin) on PATH. The data are generated in the real
+layouts. To stay fast on 2 CPU cores every command gets extra ``--cfg-options`` that shrink the
+inputs (image sizes, epochs, loader workers), never the architecture: ResNet-50/101 with
+1000-class heads, Faster R-CNN R-50/101-FPN, DeepLabV3 / PSPNet / FCN R-50/101-D8.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from conftest import REPO
+from mmengine.config import Config
+
+from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
+from sd_transfer.transfer import read_backbone, verify_backbone
+
+IMAGENET_SHRINK = [
+    'train_cfg.max_epochs=4', 'param_scheduler.periods=[1,1,1,1]',
+    'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+    'val_dataloader.batch_size=2', 'val_dataloader.num_workers=0',
+    # 64 px: ResNet's last stage still has 2 x 2 positions, so BN trains on the last, odd
+    # sample of a rank's epoch too
+    'train_dataloader.dataset.pipeline.1.scale=64', 'val_dataloader.dataset.pipeline.1.scale=72',
+    'val_dataloader.dataset.pipeline.2.crop_size=64']
+CIFAR_SHRINK = [
+    'train_cfg.max_epochs=4', 'param_scheduler.periods=[1,1,1,1]',
+    'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+    'val_dataloader.batch_size=2', 'val_dataloader.num_workers=0']
+
+
+def _loaders(names, *keys):
+    return [f'{loader}.{key}' for loader in names for key in keys]
+
+
+_TEST_LOADERS = ('val_dataloader', 'test_dataloader')
+_NO_WORKERS = ('num_workers=0', 'persistent_workers=False')
+DET_SHRINK = [
+    'train_dataloader.dataset.times=1', 'train_cfg.max_epochs=1',
+    *_loaders(['train_dataloader', *_TEST_LOADERS], *_NO_WORKERS),
+    *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,96)'),
+    *[f'train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,96)' for i in (0, 1)]]
+SEG_SHRINK = [
+    'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+    'train_dataloader.batch_size=2', 'model.data_preprocessor.size=(64,64)',
+    *_loaders(['train_dataloader', *_TEST_LOADERS], *_NO_WORKERS),
+    *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,64)'),
+    *[f'train_dataloader.dataset.datasets.{i}.pipeline.{k}' for i in (0, 1)
+      for k in ('2.scale=(128,64)', '3.crop_size=(64,64)', '6.size=(64,64)')]]
+EVAL_SHRINK = [*_loaders(_TEST_LOADERS, *_NO_WORKERS),
+               *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,96)')]
+
+
+def shrink(command: str):
+    """The --cfg-options that make ``command`` small, by the kind of config it runs."""
+    config = re.search(r'configs/\S+\.py', command)
+    if 'tools/make_tiny_data.py' in command or config is None:
+        return []
+    name = config.group(0)
+    if 'tools/evaluate.py' in command:
+        options = EVAL_SHRINK
+    elif name.startswith('configs/pretrain/'):
+        options = CIFAR_SHRINK if 'cifar' in name else IMAGENET_SHRINK
+    else:
+        options = DET_SHRINK if 'faster-rcnn' in name else SEG_SHRINK
+    return ['--cfg-options', *options]
+
+
+def readme_commands():
+    """Every command line of README's ```sh blocks (continuation lines joined), in order."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        blocks = re.findall(r'^```sh\n(.*?)^```', f.read(), re.S | re.M)
+    commands = []
+    for block in blocks:
+        for line in block.replace('\\\n', ' ').splitlines():
+            line = ' '.join(line.split())
+            if line and not line.startswith('#'):
+                commands.append(line)
+    return commands
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    """A folder laid out as README assumes; the data small, in the real layouts."""
+    ws = tmp_path_factory.mktemp('workspace')
+    for name in ('configs', 'tools'):
+        os.symlink(osp.join(REPO, name), ws / name)
+    make_tiny_imagenet(str(ws / 'data/imagenet'), classes=10, size=40, train_per_class=2,
+                       val_per_class=1)
+    make_tiny_cifar100(str(ws / 'data/cifar100'), classes=10, train_per_class=2,
+                       test_per_class=1)
+    make_tiny_voc(str(ws / 'data/VOCdevkit'), size=160, train_images=2, test_images=2,
+                  aug_images=2)
+    return ws
+
+
+def run(workspace, command: str, timeout=900):
+    """Run one command line through bash in the workspace, plus its shrinking options."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+               PATH=os.pathsep.join([osp.join(REPO, 'tests', 'bin'),
+                                     osp.dirname(sys.executable), os.environ['PATH']]))
+    line = ' '.join([command, *map(shlex.quote, shrink(command))])
+    start = time.time()
+    proc = subprocess.run(['bash', '-c', line], cwd=workspace, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    print(f'{time.time() - start:5.1f} s  {command}')
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'{line}\nexited {proc.returncode}\n{log[-4000:]}'
+    return log
+
+
+def backbone_meta(path):
+    return torch.load(path, weights_only=True, map_location='cpu')['meta']
+
+
+@pytest.fixture(scope='module')
+def readme_runs(workspace):
+    """README's command lines, each run once, in README order; their logs by command."""
+    return {command: run(workspace, command) for command in readme_commands()}
+
+
+def test_readme_shows_the_full_scale_commands():
+    """The commands below are the ones users copy; losing one from README loses its test."""
+    commands = readme_commands()
+    assert any(c.startswith('python tools/pretrain.py configs/pretrain/resnet50_sd_8xb32_in1k.py')
+               for c in commands)
+    assert any(c.startswith('torchrun --nproc_per_node=8 tools/pretrain.py') for c in commands)
+    assert any(c.startswith('srun') and 'tools/pretrain.py' in c and '-N 2' in c
+               for c in commands)
+    for tool in ('transfer.py det', 'transfer.py seg', 'evaluate.py det'):
+        assert any(f'tools/{tool} configs/transfer/' in c for c in commands), tool
+
+
+def test_readme_pretraining_commands(workspace, readme_runs):
+    logs = {c: log for c, log in readme_runs.items() if 'tools/pretrain.py' in c}
+    assert logs
+    for command, log in logs.items():
+        world = 1
+        if command.startswith('torchrun'):
+            world = int(re.search(r'--nproc_per_node=(\d+)', command).group(1))
+        elif command.startswith('srun'):
+            nodes = re.search(r'-N (\d+)', command)
+            tasks = re.search(r'--ntasks-per-node=(\d+)', command)
+            world = int(nodes.group(1) if nodes else 1) * int(tasks.group(1) if tasks else 1)
+        if '--resume' in command:  # requeued after the run above finished: nothing left to do
+            assert 'resumed epoch: 4' in log, command
+            continue
+        assert f'effective batch size {2 * world} ({world} process(es) x 2)' in log, command
+        if '--auto-scale-lr' in command:
+            assert f'scaled by {2 * world}/256' in log, command
+        if '--amp' in command:
+            assert 'precision: bf16 autocast on CPU' in log, command
+        assert 'SD: cycle 4 starts' in log, command
+    meta = backbone_meta(workspace / 'work_dirs/resnet50_sd_8xb32_in1k/backbone.pth')
+    assert (meta['arch'], meta['depth'], meta['cycle'], meta['num_cycles']) == (
+        'ResNet', 50, 4, 4)
+
+
+def test_readme_transfer_commands(workspace, readme_runs):
+    sha = glob.glob(str(workspace / 'work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/'
+                        'resnet50_sd_8xb32_in1k_cycle4-*'))
+    assert len(sha) == 1, sha  # every det command of README trained into the same distinct dir
+    for command, log in readme_runs.items():
+        if 'tools/transfer.py' in command:
+            assert 'backbone OK' in log, command
+            assert 'mAP' in log or 'mIoU' in log, command
+    with open(osp.join(sha[0], 'metrics.json')) as f:
+        metrics = json.load(f)
+    assert metrics['backbone']['meta']['config'] == 'resnet50_sd_8xb32_in1k.py'
+    with open(osp.join(sha[0], 'eval_epoch_1', 'metrics.json')) as f:  # the shrunk schedule's
+        evaluated = json.load(f)
+    assert evaluated['metrics'] == pytest.approx(metrics['metrics'])
+
+
+# Every shipped full-scale config, through README's one-GPU command with its path substituted.
+PRETRAIN = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/pretrain/*.py')))
+TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/transfer/*.py')))
+
+
+def test_every_shipped_config_is_covered():
+    assert len(PRETRAIN) == 6 and len(TRANSFER) == 8
+
+
+def run_pairs(workspace, commands):
+    """Run independent commands two at a time (one thread each): a process each core."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(commands, pool.map(lambda c: run(workspace, c), commands)))
+
+
+def _backbone(config):
+    return f'work_dirs/{osp.splitext(osp.basename(config))[0]}/backbone.pth'
+
+
+@pytest.fixture(scope='module')
+def pretrained(workspace):
+    """Every pretraining config through the one-GPU command (README's run made the R-50 SD)."""
+    commands = [f'python tools/pretrain.py {config} --data-root '
+                f"{'data/cifar100' if 'cifar' in config else 'data/imagenet'} --amp --auto-scale-lr"
+                for config in PRETRAIN if not osp.isfile(workspace / _backbone(config))]
+    run_pairs(workspace, commands)
+    return {config: str(workspace / _backbone(config)) for config in PRETRAIN}
+
+
+@pytest.mark.parametrize('config', PRETRAIN)
+def test_every_pretraining_config_exports_a_transferable_backbone(pretrained, config):
+    meta = backbone_meta(pretrained[config])
+    assert meta['cycle'] == meta['num_cycles'] == 4
+    assert (meta['sd'] is None) == ('_cyclic_' in config)
+    state, meta = read_backbone(pretrained[config])
+    if 'cifar' in config:
+        assert meta['arch'] == 'ResNet_CIFAR'  # 3x3 stem, no max-pool: not a detection backbone
+        return
+    depth = 101 if 'resnet101' in config else 50
+    for transfer in TRANSFER:
+        if f'r{depth}' in transfer:
+            cfg = Config.fromfile(osp.join(REPO, transfer))
+            task = 'det' if 'faster-rcnn' in transfer else 'seg'
+            assert verify_backbone(state, meta, cfg.model.backbone, task, pretrained[config]) > 0
+
+
+def _transfer_metrics(workspace, config):
+    depth = '101' if 'r101' in config else '50'
+    name = osp.splitext(osp.basename(config))[0]
+    return glob.glob(str(workspace / 'work_dirs' / name / f'resnet{depth}_sd_8xb32_in1k_cycle4-*'
+                         / 'metrics.json'))
+
+
+@pytest.fixture(scope='module')
+def transferred(workspace, pretrained):
+    """Every transfer config through the one-GPU command, from the SD backbone of its depth."""
+    commands = {}
+    for config in TRANSFER:
+        if _transfer_metrics(workspace, config):
+            continue  # README's commands fine-tuned it already
+        backbone = _backbone(f"resnet{'101' if 'r101' in config else '50'}_sd_8xb32_in1k")
+        task, root = ('det', 'data/VOCdevkit') if 'faster-rcnn' in config else (
+            'seg', 'data/VOCdevkit/VOC2012')
+        commands[config] = (f'python tools/transfer.py {task} {config} --backbone {backbone} '
+                            f'--data-root {root} --amp --auto-scale-lr')
+    logs = run_pairs(workspace, list(commands.values()))
+    return {config: logs[command] for config, command in commands.items()}
+
+
+@pytest.mark.parametrize('config', TRANSFER)
+def test_every_transfer_config_fine_tunes(workspace, transferred, config):
+    found = _transfer_metrics(workspace, config)
+    assert len(found) == 1, found
+    with open(found[0]) as f:
+        metrics = json.load(f)
+    depth = '101' if 'r101' in config else '50'
+    assert metrics['headline']['value'] is not None
+    assert metrics['config'].endswith(config)
+    assert metrics['backbone']['meta']['config'] == f'resnet{depth}_sd_8xb32_in1k.py'
+    assert metrics['backbone']['meta']['depth'] == int(depth)
