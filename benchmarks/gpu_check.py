@@ -41,7 +41,7 @@ def throughput(args):
 def pipeline(args, work_root):
     start = time.time()
     report = run_demo(osp.join(work_root, 'demo'), osp.join(work_root, 'data'),
-                      'tiny' if args.small else 'quick', flags=['--amp', '--channels-last'],
+                      'quick' if args.small else 'full', flags=['--amp', '--channels-last'],
                       arms=['sd'])
     with open(osp.join(osp.dirname(report), 'results.json')) as f:
         results = json.load(f)

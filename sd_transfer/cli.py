@@ -18,6 +18,7 @@ from .datasets import cifar  # noqa: F401  registers LocalCIFAR10/100
 from .datasets import loading  # registers CheckedLoadImageFromFile, SkippedImagesHook
 from .errors import UserError
 from .io import safe_torch_load
+from .setting import config_hash
 
 
 def add_run_args(parser: argparse.ArgumentParser,
@@ -181,15 +182,13 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
             raise UserError(f'--auto-scale-lr: {args.config} has no auto_scale_lr.base_batch_size '
                             '(the batch size its learning rate was set for)')
         cfg.auto_scale_lr.enable = True
-    amp = None
     if args.amp:
-        settings, amp = engine.amp_settings()
-        cfg.optim_wrapper.update(settings)
+        cfg.optim_wrapper.update(engine.amp_settings()[0])
     skip_log = os.path.join(cfg.work_dir, loading.SKIP_LOG)
     use_checked_loading(cfg, args.skip_bad_images, skip_log)
     hooks = list(cfg.get('custom_hooks') or [])
     hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook'),
-              dict(type='RunInfoHook', amp=amp)]
+              dict(type='RunInfoHook', amp=args.amp), dict(type='CostHook')]
     if args.skip_bad_images:
         hooks.append(dict(type='SkippedImagesHook', log_file=skip_log))
     if args.deterministic:
@@ -221,20 +220,22 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     return cfg
 
 
-def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None) -> None:
+def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None,
+              teacher: Optional[dict] = None) -> None:
     """Last steps before the Runner is built, after every input check passed.
 
-    With ``--skip-bad-images``, leave broken images out of the evaluation sets the run uses
-    (pretraining validates; transfers validate and test); then claim the work dir (refused if
-    another run recorded itself there) and set up the launcher.
+    Claim the work dir (refused if another run recorded itself there, or is running there);
+    with ``--skip-bad-images``, leave broken images out of the evaluation sets the run uses
+    (pretraining validates; transfers validate and test); set up the launcher.
     """
+    run_dir.claim(cfg.work_dir, run_dir.identity(kind, args.config, args.seed, config_hash(cfg),
+                                                 backbone, teacher),
+                  resume=args.resume is not None)
     if args.skip_bad_images:
         loaders = ('val_dataloader', ) if kind == 'pretrain' else (
             'val_dataloader', 'test_dataloader')
         loading.exclude_bad_eval_images(cfg, os.path.join(cfg.work_dir, loading.SKIP_LOG),
                                         loaders)
-    run_dir.claim(cfg.work_dir, run_dir.identity(kind, args.config, args.seed, backbone),
-                  resume=args.resume is not None)
     setup_launcher(cfg)
 
 

@@ -1,4 +1,6 @@
-"""The end-to-end demo on generated data: pretrain twice, transfer both backbones, report.
+"""The end-to-end demo on generated data: a small study (configs/study/demo.py) — the cyclic
+baseline, the CE-weight control and SD pretrained, each transferred to VOC detection and
+segmentation — and its report.
 
 Every step is the command a user would type, printed before it runs, with its output streamed,
 so the demo doubles as a walkthrough of the pipeline.
@@ -9,34 +11,24 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
+
+from . import study
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PRETRAIN = {
-    'cyclic': 'configs/pretrain/tiny/resnet18_cyclic_tiny.py',
-    'sd': 'configs/pretrain/tiny/resnet18_sd_tiny.py',
-}
-TRANSFER = {
-    'det': 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py',
-    'seg': 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py',
-}
-# The same commands with shorter schedules: 'quick' for the tests, 'tiny' for gpu_check --small.
-_TWO_CYCLES = ['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
-               'param_scheduler.restart_weights=[1,1]']
+STUDY = osp.join(REPO, 'configs', 'study', 'demo.py')
+PRETRAIN = dict(cyclic='configs/pretrain/tiny/resnet18_cyclic_tiny.py',
+                ceweight='configs/pretrain/tiny/resnet18_ceweight_tiny.py',
+                sd='configs/pretrain/tiny/resnet18_sd_tiny.py')
+# The same study on less data with shorter schedules (2 cycles, 4 transfer iterations): for the
+# tests and gpu_check --small.
 SCHEDULES = {
-    'full': dict(pretrain=[], transfer=[]),
-    'quick': dict(pretrain=_TWO_CYCLES, transfer=['--cfg-options', 'train_cfg.max_iters=20',
-                                                 'train_cfg.val_interval=20']),
-    'tiny': dict(pretrain=_TWO_CYCLES, transfer=['--cfg-options', 'train_cfg.max_iters=4',
-                                                'train_cfg.val_interval=4']),
+    'full': dict(data=[], pretrain=[], transfer=[]),
+    'quick': dict(data=['--train-per-class', '20', '--val-per-class', '5', '--voc-train', '16',
+                        '--voc-test', '8', '--voc-aug', '8'],
+                  pretrain=['--cfg-options', 'train_cfg.max_epochs=2',
+                            'param_scheduler.periods=[1,1]', 'param_scheduler.restart_weights=[1,1]'],
+                  transfer=['--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4']),
 }
-
-
-def run(args):
-    print('\n$ ' + ' '.join(shlex.quote(a) for a in args), flush=True)
-    subprocess.run([sys.executable, *args], cwd=REPO, check=True)
-
-
 MARKER = '.sd_transfer_demo'
 
 
@@ -52,32 +44,26 @@ def fresh_out_dir(out: str) -> None:
 
 
 def run_demo(out: str, data: str, schedule: str = 'full', flags=(), arms=tuple(PRETRAIN)) -> str:
-    """Run the whole pipeline into ``out``; return the path of the report.
+    """Run the demo study into ``out``; return the path of the report.
 
     ``flags`` go to every training command (e.g. ``--amp --channels-last``); ``arms`` are the
-    pretrainings run and transferred (cyclic baseline and SD).
+    pretrainings run and transferred.
     """
-    start = time.time()
     fresh_out_dir(out)
-    pretrain_extra = [*flags, *SCHEDULES[schedule]['pretrain']]
-    transfer_extra = [*flags, *SCHEDULES[schedule]['transfer']]
-    run(['tools/make_tiny_data.py', '--out', data])
-    for name in arms:
-        run(['tools/pretrain.py', PRETRAIN[name], '--work-dir', osp.join(out, f'pretrain_{name}'),
-             '--data-root', osp.join(data, 'imagenet'), '--seed', '0', *pretrain_extra])
-    for name in arms:
-        backbone = osp.join(out, f'pretrain_{name}', 'backbone.pth')
-        for task, config in TRANSFER.items():
-            root = osp.join(data, 'VOCdevkit') + ('/VOC2012' if task == 'seg' else '')
-            run(['tools/transfer.py', task, config, '--backbone', backbone,
-                 '--work-dir', osp.join(out, f'{task}_{name}'), '--data-root', root,
-                 '--seed', '0', *transfer_extra])
-    report_dir = osp.join(out, 'report')
-    run(['tools/report.py', out, '--out', report_dir])
-    minutes = (time.time() - start) / 60
-    print(f'\ndemo finished in {minutes:.1f} min; report: {osp.join(report_dir, "report.md")}')
+    command = [sys.executable, 'tools/make_tiny_data.py', '--out', data,
+               *SCHEDULES[schedule]['data']]
+    print('\n$ ' + ' '.join(shlex.quote(a) for a in command[1:]), flush=True)
+    subprocess.run(command, cwd=REPO, check=True)
+    plan = study.load(STUDY, {
+        'work_dir': out, 'data.pretrain': osp.join(data, 'imagenet'),
+        'data.det': osp.join(data, 'VOCdevkit'), 'data.seg': osp.join(data, 'VOCdevkit', 'VOC2012'),
+        'pretrain.configs': [PRETRAIN[arm] for arm in arms],
+        'pretrain.options': [*flags, *SCHEDULES[schedule]['pretrain']],
+        'transfer.options': [*flags, *SCHEDULES[schedule]['transfer']]})
+    print(study.describe(plan), flush=True)
+    report = study.run_local(plan)
     print('These numbers come from a toy task: they show the pipeline works, not that SD wins.')
-    return osp.join(report_dir, 'report.md')
+    return report
 
 
 def main(argv=None):

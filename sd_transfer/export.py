@@ -10,21 +10,24 @@ from mmengine.registry import HOOKS
 
 from .distill.cycles import cycle_boundaries
 from .io import atomic_torch_save
+from .stem_keys import to_downstream
 
 
 def backbone_state_dict(model) -> Dict:
     """The backbone's weights on CPU, keyed as mmdet's / mmseg's ``ResNet`` expect.
 
     mmpretrain's ResNet uses torchvision naming (``conv1.weight``, ``layer1.0.bn1.*``); the
-    backbone module's own ``state_dict`` therefore has exactly the downstream keys: no
-    ``backbone.`` prefix, no head, no teacher.
+    backbone module's own ``state_dict`` therefore has the downstream keys (no ``backbone.``
+    prefix, no head, no teacher), except for deep stems (ResNetV1c/V1d), which are renamed.
     """
-    return {k: v.detach().cpu().clone() for k, v in model.backbone.state_dict().items()}
+    return to_downstream({k: v.detach().cpu().clone()
+                          for k, v in model.backbone.state_dict().items()})
 
 
 def backbone_meta(model) -> Dict:
     backbone = model.backbone
-    meta = dict(arch=type(backbone).__name__, depth=getattr(backbone, 'depth', None))
+    meta = dict(arch=type(backbone).__name__, depth=getattr(backbone, 'depth', None),
+                keys='mmdet/mmseg')
     if hasattr(model, 'sd_settings'):
         meta['sd'] = model.sd_settings()
     else:
@@ -78,7 +81,13 @@ class BackboneExportHook(Hook):
         meta.update(cycle=cycle, num_cycles=len(self.boundaries) - 1, iter=iteration,
                     epoch=round(iteration / len(runner.train_dataloader), 3), val=val,
                     config=osp.basename(runner.cfg.filename or ''),
-                    seed=runner.seed, experiment=runner.experiment_name)
+                    seed=runner.seed, experiment=runner.experiment_name,
+                    teacher=runner.message_hub.get_info('file_teacher'),
+                    generation=runner.cfg.get('generation'),
+                    schedule=dict(boundaries=self.boundaries, max_iters=runner.max_iters),
+                    setting=runner.message_hub.get_info('setting'),
+                    env=runner.message_hub.get_info('env'),
+                    cost=runner.message_hub.get_info('cost'))
         checkpoint = dict(state_dict=backbone_state_dict(model), meta=meta)
         os.makedirs(self.out_dir, exist_ok=True)
         for name in (f'backbone_cycle{cycle}.pth', 'backbone.pth'):

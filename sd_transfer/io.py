@@ -4,6 +4,7 @@ Every file we produce (checkpoints, exported backbones, metrics.json, reports) i
 temporary file in the same folder, flushed to disk, then renamed over the target, which POSIX
 makes atomic: readers see either the old file or the new one.
 """
+import hashlib
 import io
 import json
 import os
@@ -71,3 +72,11 @@ def safe_torch_load(path: str, map_location='cpu'):
     except Exception as e:  # a text file, a truncated zip, ...: torch's errors vary by cause
         raise ValueError(f'{path}: not a loadable PyTorch checkpoint (truncated or another '
                          f'format: {type(e).__name__})') from e
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()

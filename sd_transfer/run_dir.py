@@ -5,13 +5,15 @@ continue the other run. So the default work dir spells out what makes a run dist
 transfer the backbone's name and hash; the seed when given), and every run records its identity
 in ``WORK_DIR/run.json``; a later run whose identity differs is refused before it writes anything.
 """
+import fcntl
 import json
 import os
 import os.path as osp
+import socket
 from typing import Optional
 
 from .errors import UserError
-from .io import atomic_write_json
+from .io import atomic_write_json, safe_torch_load
 
 RECORD = 'run.json'
 
@@ -37,20 +39,24 @@ def default_work_dir(config: str, seed: Optional[int], backbone: Optional[str] =
     return osp.join('work_dirs', config_name(config), backbone + suffix)
 
 
-def identity(kind: str, config: str, seed: Optional[int], backbone: Optional[dict] = None) -> dict:
-    """What makes a run distinct: its kind, config file, seed and (transfer) backbone file."""
-    record = dict(kind=kind, config=osp.realpath(config), seed=seed)
-    if backbone is not None:
-        record['backbone'] = dict(path=osp.realpath(backbone['path']),
-                                  sha256=backbone['sha256'])
+def identity(kind: str, config: str, seed: Optional[int], config_hash: str,
+             backbone: Optional[dict] = None, teacher: Optional[dict] = None) -> dict:
+    """What makes a run distinct: its kind, config file and what it resolved to (after
+    ``--cfg-options`` and the like: :func:`~sd_transfer.setting.config_hash`), seed, and the
+    weights it starts from (a transfer's backbone file) or learns from (a fixed teacher file)."""
+    record = dict(kind=kind, config=osp.realpath(config), config_hash=config_hash, seed=seed)
+    for key, weights in (('backbone', backbone), ('teacher', teacher)):
+        if weights is not None:
+            record[key] = dict(path=osp.realpath(weights['path']), sha256=weights['sha256'])
     return record
 
 
 def _describe(record: dict) -> str:
-    text = f"{record.get('kind')} of {record.get('config')}"
-    backbone = record.get('backbone')
-    if backbone:
-        text += f" from backbone {backbone.get('path')} (sha256 {str(backbone.get('sha256'))[:8]})"
+    text = f"{record.get('kind')} of {record.get('config')} (resolved {record.get('config_hash')})"
+    for key, how in (('backbone', 'from backbone'), ('teacher', 'taught by')):
+        weights = record.get(key)
+        if weights:
+            text += f" {how} {weights.get('path')} (sha256 {str(weights.get('sha256'))[:8]})"
     return text + f", seed {record.get('seed')}"
 
 
@@ -71,7 +77,7 @@ def claim(work_dir: str, record: dict, resume: bool) -> dict:
         mine = dict(record)
         if resume and mine.get('seed') is None:
             mine['seed'] = old.get('seed')
-        keys = ('kind', 'config', 'seed', 'backbone')
+        keys = ('kind', 'config', 'config_hash', 'seed', 'backbone', 'teacher')
         if any(_comparable(old.get(k)) != _comparable(mine.get(k)) for k in keys):
             verb = 'resume' if resume else 'reuse'
             raise UserError(f'cannot {verb} {work_dir}: it holds the {_describe(old)}; this run '
@@ -79,8 +85,36 @@ def claim(work_dir: str, record: dict, resume: bool) -> dict:
                             'out for a distinct default)')
         record = mine
     os.makedirs(work_dir, exist_ok=True)
+    _lock(work_dir)
     atomic_write_json(record, path)
     return record
+
+
+_LOCKS = {}  # work dir -> open lock file, held until this process ends
+
+
+def _lock(work_dir: str) -> None:
+    """One run at a time in a work dir (a study resubmitted while its jobs still run, say).
+
+    The first process of a run (rank 0) holds an exclusive lock on ``WORK_DIR/.lock`` for as
+    long as it lives; the lock goes with the process, also when it is killed.
+    """
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    if rank != '0' or work_dir in _LOCKS:
+        return
+    handle = open(osp.join(work_dir, '.lock'), 'a+')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or 'another process'
+        handle.close()
+        raise UserError(f'{work_dir} is in use by a run that is still going ({holder}); wait '
+                        'for it or choose another --work-dir') from None
+    handle.truncate(0)
+    handle.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
+    handle.flush()
+    _LOCKS[work_dir] = handle
 
 
 def _comparable(value):
@@ -88,3 +122,12 @@ def _comparable(value):
     if isinstance(value, dict) and 'sha256' in value:
         return value['sha256']
     return value
+
+
+def finished_pretraining(work_dir: str) -> Optional[dict]:
+    """The final backbone's meta if the pretraining run in ``work_dir`` finished, else None."""
+    path = osp.join(work_dir, 'backbone.pth')
+    if not osp.isfile(path):
+        return None
+    meta = safe_torch_load(path, map_location='meta').get('meta') or {}
+    return meta if meta.get('cycle') == meta.get('num_cycles') else None

@@ -94,7 +94,8 @@ class InitDigestHook(Hook):
 
     def before_train(self, runner):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        layouts = {p.is_contiguous(memory_format=torch.channels_last)
-                   for p in model.parameters() if p.dim() == 4}
+        # conv kernels whose two layouts differ (a 1x1 kernel is contiguous in both)
+        layouts = {p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters()
+                   if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1}
         with open(osp.join(runner.work_dir, f'init_rank{get_rank()}.json'), 'w') as f:
             json.dump(dict(digest=digest(model), channels_last=sorted(layouts)), f)

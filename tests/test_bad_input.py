@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, Exploit, run_tool
 
 CONFIG = 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'
 ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1']
@@ -107,19 +107,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_imagenet, tmp_path):
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
-
 
 def test_checkpoint_with_pickled_code_is_refused_not_run(tiny_imagenet, tmp_path):
     marker = tmp_path / 'pwned'
     evil = tmp_path / 'evil.pth'
     with open(evil, 'wb') as f:
-        pickle.dump({'state_dict': {}, 'meta': _Exploit(marker)}, f)
+        pickle.dump({'state_dict': {}, 'meta': Exploit(marker)}, f)
     proc = _pretrain(CONFIG, tiny_imagenet, tmp_path / 'w', '--resume', str(evil))
     _fails_cleanly(proc, evil, 'refused: not only tensors and plain data')
     assert not marker.exists()

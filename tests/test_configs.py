@@ -34,6 +34,9 @@ def _diff(a, b):
     ('resnet50_cyclic_8xb32_in1k', 'resnet/resnet50_8xb32_in1k.py'),
     ('resnet101_cyclic_8xb32_in1k', 'resnet/resnet101_8xb32_in1k.py'),
     ('resnet50_cyclic_8xb16_cifar100', 'resnet/resnet50_8xb16_cifar100.py'),
+    ('resnetv1c50_cyclic_8xb32_in1k', 'resnet/resnetv1c50_8xb32_in1k.py'),
+    ('resnetv1c101_cyclic_8xb32_in1k', 'resnet/resnetv1c101_8xb32_in1k.py'),
+    ('resnetv1d50_cyclic_8xb32_in1k', 'resnet/resnetv1d50_8xb32_in1k.py'),
 ])
 def test_cyclic_baseline_changes_only_the_schedule(ours, upstream):
     cyclic = _load(f'configs/pretrain/{ours}.py')
@@ -49,9 +52,32 @@ def test_cyclic_baseline_changes_only_the_schedule(ours, upstream):
 
     sd = _load(f'configs/pretrain/{ours.replace("cyclic", "sd")}.py')
     assert _diff(sd, cyclic) == {'model', 'custom_hooks'}
-    assert _diff(sd['model'], cyclic['model']) == {'type', 'temperature', 'ce_weight',
-                                                    'kd_weight'}
+    assert _diff(sd['model'], cyclic['model']) == {'type', 'temperature', 'kd_form'}
     assert {'type': 'SnapshotTeacherHook'} in sd['custom_hooks']
+
+
+@pytest.mark.parametrize('sd, arms', [
+    ('resnet50_sd_8xb32_in1k', 2), ('resnet50_sd_8xb16_cifar100', 2), ('tiny/resnet18_sd_tiny', 2),
+    ('resnetv1c50_sd_8xb32_in1k', 1), ('resnetv1c101_sd_8xb32_in1k', 1),
+    ('resnetv1d50_sd_8xb32_in1k', 1)])
+def test_control_and_hinton_arms_are_one_key_from_sd(sd, arms):
+    base = _load(f'configs/pretrain/{sd}.py')
+    for arm, key, value in (('ceweight', 'kd_weight', 0.0), ('sd-hinton', 'kd_form', 'hinton'))[
+            :arms]:
+        cfg = _load(f"configs/pretrain/{sd.replace('_sd', '_' + arm)}.py")
+        assert _diff(cfg, base) == {'model'}
+        assert _diff(cfg['model'], base['model']) == {key} and cfg['model'][key] == value
+
+
+@pytest.mark.parametrize('ours, upstream', [
+    ('resnet50_ban_8xb32_in1k', 'resnet/resnet50_8xb32_in1k.py'),
+    ('resnet50_ban_8xb16_cifar100', 'resnet/resnet50_8xb16_cifar100.py'),
+])
+def test_born_again_generation_is_the_upstream_recipe_with_sd_loss(ours, upstream):
+    cfg, up = _load(f'configs/pretrain/{ours}.py'), _upstream('mmpretrain', upstream)
+    assert _diff(cfg, up) == {'model', 'custom_hooks', 'custom_imports', 'default_hooks'}
+    assert _diff(cfg['model'], up['model']) == {'type', 'temperature'}
+    assert cfg['param_scheduler'] == up['param_scheduler']
 
 
 @pytest.mark.parametrize('ours, package, upstream', [
@@ -75,3 +101,24 @@ def test_transfer_configs_change_only_the_backbone_init(ours, package, upstream)
     changed = _diff(cfg['model']['backbone'], up['model']['backbone'])
     assert changed <= {'init_cfg', 'type'}
     assert cfg['model']['backbone']['type'] == 'ResNet'
+
+
+@pytest.mark.parametrize('decoder, depth', [(d, n) for d in ('deeplabv3', 'pspnet', 'fcn')
+                                            for n in (50, 101)])
+def test_deep_stem_seg_configs_keep_mmseg_recipes_but_the_init(decoder, depth):
+    name = f'{decoder}_r{depth}-d8_4xb4-20k_voc12aug-512x512'
+    cfg, up = _load(f'configs/transfer/{name}_v1c.py'), _upstream('mmseg', f'{decoder}/{name}.py')
+    assert _diff(cfg, up) == {'model', 'custom_imports', 'test_evaluator', 'auto_scale_lr'}
+    assert _diff(cfg['model'], up['model']) == {'backbone', 'pretrained'}
+    assert up['model']['pretrained'] == f'open-mmlab://resnet{depth}_v1c'
+    assert cfg['model']['pretrained'] is None
+    assert _diff(cfg['model']['backbone'], up['model']['backbone']) == {'init_cfg'}
+    assert cfg['model']['backbone']['type'] == 'ResNetV1c'
+
+
+def test_deep_stem_detector_differs_from_ours_in_the_backbone_type_only():
+    cfg = _load('configs/transfer/faster-rcnn_r50-v1d_fpn_1x_voc0712_sd.py')
+    plain = _load('configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py')
+    assert _diff(cfg, plain) == {'model'} and _diff(cfg['model'], plain['model']) == {'backbone'}
+    assert _diff(cfg['model']['backbone'], plain['model']['backbone']) == {'type'}
+    assert cfg['model']['backbone']['type'] == 'ResNetV1d'

@@ -81,8 +81,9 @@ def test_sd_loss_terms_weights_and_gradients():
 
 def test_default_weights_are_ours():
     model, _, _ = _tiny_distiller()
-    assert model.sd_settings() == dict(temperature=3.0, ce_weight=pytest.approx(4 / 3),
-                                       kd_weight=1.0, kd_scale_t2=False)
+    assert model.sd_settings() == dict(temperature=3.0, kd_form='sd',
+                                       ce_weight=pytest.approx(4 / 3), kd_weight=1.0,
+                                       kd_scale_t2=False)
 
 
 @pytest.fixture(scope='module')

@@ -28,4 +28,4 @@ def test_two_process_sd_run_agrees_across_ranks(tiny_imagenet, tmp_path):
     assert ranks[0]['student_param_digest'] == ranks[1]['student_param_digest']
     assert (tmp_path / 'backbone.pth').is_file()
     assert 'Grad strides do not match bucket view strides' not in proc.stderr
-    assert proc.stdout.count('channels_last: model converted') == 2
+    assert 'channels_last: model converted' in proc.stdout  # rank 0 logs

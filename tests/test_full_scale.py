@@ -28,12 +28,12 @@ from sd_transfer.transfer import read_backbone, verify_backbone
 
 IMAGENET_SHRINK = [
     'train_cfg.max_epochs=4', 'param_scheduler.periods=[1,1,1,1]',
-    'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-    'val_dataloader.batch_size=2', 'val_dataloader.num_workers=0',
-    # 64 px: ResNet's last stage still has 2 x 2 positions, so BN trains on the last, odd
-    # sample of a rank's epoch too
-    'train_dataloader.dataset.pipeline.1.scale=64', 'val_dataloader.dataset.pipeline.1.scale=72',
-    'val_dataloader.dataset.pipeline.2.crop_size=64']
+    'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+    'val_dataloader.batch_size=4', 'val_dataloader.num_workers=0',
+    # 32 px: ResNet's last stage has one position, so BN needs batches of 2 or more: 20 images
+    # in batches of 4 give every rank of 8 one batch of 3
+    'train_dataloader.dataset.pipeline.1.scale=32', 'val_dataloader.dataset.pipeline.1.scale=36',
+    'val_dataloader.dataset.pipeline.2.crop_size=32']
 CIFAR_SHRINK = [
     'train_cfg.max_epochs=4', 'param_scheduler.periods=[1,1,1,1]',
     'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
@@ -65,13 +65,15 @@ EVAL_SHRINK = [*_loaders(_TEST_LOADERS, *_NO_WORKERS),
 def shrink(command: str):
     """The --cfg-options that make ``command`` small, by the kind of config it runs."""
     config = re.search(r'configs/\S+\.py', command)
-    if 'tools/make_tiny_data.py' in command or config is None:
-        return []
+    if 'tools/make_tiny_data.py' in command or 'tools/study.py' in command or config is None:
+        return []  # no training here (a study's --dry-run or --launcher slurm)
     name = config.group(0)
     if 'tools/evaluate.py' in command:
         options = EVAL_SHRINK
     elif name.startswith('configs/pretrain/'):
         options = CIFAR_SHRINK if 'cifar' in name else IMAGENET_SHRINK
+        if '_ban_' in name:  # the upstream step schedule of a born-again generation: 1 epoch
+            options = ['train_cfg.max_epochs=1', *options[2:]]
     else:
         options = DET_SHRINK if 'faster-rcnn' in name else SEG_SHRINK
     return ['--cfg-options', *options]
@@ -156,15 +158,39 @@ def test_readme_pretraining_commands(workspace, readme_runs):
         if '--resume' in command:  # requeued after the run above finished: nothing left to do
             assert 'resumed epoch: 4' in log, command
             continue
-        assert f'effective batch size {2 * world} ({world} process(es) x 2)' in log, command
+        assert f'effective batch size {4 * world} ({world} process(es) x 4)' in log, command
         if '--auto-scale-lr' in command:
-            assert f'scaled by {2 * world}/256' in log, command
+            assert f'scaled by {4 * world}/256' in log, command
         if '--amp' in command:
             assert 'precision: bf16 autocast on CPU' in log, command
-        assert 'SD: cycle 4 starts' in log, command
-    meta = backbone_meta(workspace / 'work_dirs/resnet50_sd_8xb32_in1k/backbone.pth')
+        if '_sd_' in command:
+            assert 'SD: cycle 4 starts' in log, command
+        if '--teacher' in command:
+            assert 'teacher from ' in log and 'SD: teacher (from file, evaluated)' in log
+    work_dir = workspace / 'work_dirs/resnet50_sd_8xb32_in1k'
+    meta = backbone_meta(work_dir / 'backbone.pth')
     assert (meta['arch'], meta['depth'], meta['cycle'], meta['num_cycles']) == (
         'ResNet', 50, 4, 4)
+    # README's disk figure: 3 full checkpoints (the last kept) and 5 backbone files, ~1.4 GB
+    files = sorted(p.name for p in work_dir.glob('*.pth'))
+    assert files == ['backbone.pth', *[f'backbone_cycle{k}.pth' for k in range(1, 5)],
+                     'epoch_2.pth', 'epoch_3.pth', 'epoch_4.pth']
+    assert 1.3e9 < sum(p.stat().st_size for p in work_dir.glob('*.pth')) < 1.5e9
+
+
+def test_readme_born_again_command(workspace, readme_runs):
+    root = workspace / 'work_dirs/resnet50_ban_8xb32_in1k'
+    with open(root / 'summary.json') as f:
+        summary = json.load(f)
+    assert [g['generation'] for g in summary['generations']] == [1, 2, 3]
+    assert summary['generations'][0]['cost']['teacher_images'] == 0
+    assert all(g['cost']['teacher_images'] == g['cost']['images'] > 0
+               for g in summary['generations'][1:])
+    meta = backbone_meta(root / 'gen3/backbone.pth')
+    assert meta['generation'] == 3 and meta['teacher']['path'].startswith(str(root / 'gen2'))
+    # the R-101 -> R-50 run of README's teacher example
+    meta = backbone_meta(workspace / 'work_dirs/resnet50_from_resnet101/backbone.pth')
+    assert meta['teacher']['config'].endswith('resnet101_cyclic_8xb32_in1k.py')
 
 
 def test_readme_transfer_commands(workspace, readme_runs):
@@ -189,7 +215,22 @@ TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'config
 
 
 def test_every_shipped_config_is_covered():
-    assert len(PRETRAIN) == 6 and len(TRANSFER) == 8
+    assert len(PRETRAIN) == 21 and len(TRANSFER) == 15
+
+
+def _arch(config):
+    """'', 'v1c' or 'v1d': the backbone family a pretraining or transfer config is for."""
+    name = osp.basename(config)
+    return 'v1c' if 'v1c' in name else 'v1d' if 'v1d' in name else ''
+
+
+def _depth(config):
+    return '101' if re.search(r'(resnet|resnetv1[cd]|_r)101', osp.basename(config)) else '50'
+
+
+def _sd_backbone(transfer):
+    """The SD pretraining whose backbone a transfer config fine-tunes in these tests."""
+    return f'resnet{_arch(transfer)}{_depth(transfer)}_sd_8xb32_in1k'
 
 
 def run_pairs(workspace, commands):
@@ -202,37 +243,45 @@ def _backbone(config):
     return f'work_dirs/{osp.splitext(osp.basename(config))[0]}/backbone.pth'
 
 
+def _exported(workspace, config):
+    """The backbone a run of ``config`` exported (README's born-again command: generation 1)."""
+    path = workspace / _backbone(config)
+    generation = path.parent / 'gen1' / 'backbone.pth'
+    return generation if generation.is_file() else path
+
+
 @pytest.fixture(scope='module')
 def pretrained(workspace):
-    """Every pretraining config through the one-GPU command (README's run made the R-50 SD)."""
+    """Every pretraining config through the one-GPU command, where README's commands did not
+    already run it."""
     commands = [f'python tools/pretrain.py {config} --data-root '
                 f"{'data/cifar100' if 'cifar' in config else 'data/imagenet'} --amp --auto-scale-lr"
-                for config in PRETRAIN if not osp.isfile(workspace / _backbone(config))]
+                for config in PRETRAIN if not _exported(workspace, config).is_file()]
     run_pairs(workspace, commands)
-    return {config: str(workspace / _backbone(config)) for config in PRETRAIN}
+    return {config: str(_exported(workspace, config)) for config in PRETRAIN}
 
 
 @pytest.mark.parametrize('config', PRETRAIN)
 def test_every_pretraining_config_exports_a_transferable_backbone(pretrained, config):
     meta = backbone_meta(pretrained[config])
-    assert meta['cycle'] == meta['num_cycles'] == 4
+    assert meta['cycle'] == meta['num_cycles'] == (1 if '_ban_' in config else 4)
     assert (meta['sd'] is None) == ('_cyclic_' in config)
+    assert meta['cost']['images'] > 0
     state, meta = read_backbone(pretrained[config])
     if 'cifar' in config:
         assert meta['arch'] == 'ResNet_CIFAR'  # 3x3 stem, no max-pool: not a detection backbone
         return
-    depth = 101 if 'resnet101' in config else 50
-    for transfer in TRANSFER:
-        if f'r{depth}' in transfer:
-            cfg = Config.fromfile(osp.join(REPO, transfer))
-            task = 'det' if 'faster-rcnn' in transfer else 'seg'
-            assert verify_backbone(state, meta, cfg.model.backbone, task, pretrained[config]) > 0
+    matching = [t for t in TRANSFER if (_arch(t), _depth(t)) == (_arch(config), _depth(config))]
+    assert matching
+    for transfer in matching:
+        cfg = Config.fromfile(osp.join(REPO, transfer))
+        task = 'det' if 'faster-rcnn' in transfer else 'seg'
+        assert verify_backbone(state, meta, cfg.model.backbone, task, pretrained[config]) > 0
 
 
 def _transfer_metrics(workspace, config):
-    depth = '101' if 'r101' in config else '50'
     name = osp.splitext(osp.basename(config))[0]
-    return glob.glob(str(workspace / 'work_dirs' / name / f'resnet{depth}_sd_8xb32_in1k_cycle4-*'
+    return glob.glob(str(workspace / 'work_dirs' / name / f'{_sd_backbone(config)}_cycle4-*'
                          / 'metrics.json'))
 
 
@@ -243,7 +292,7 @@ def transferred(workspace, pretrained):
     for config in TRANSFER:
         if _transfer_metrics(workspace, config):
             continue  # README's commands fine-tuned it already
-        backbone = _backbone(f"resnet{'101' if 'r101' in config else '50'}_sd_8xb32_in1k")
+        backbone = _backbone(_sd_backbone(config))
         task, root = ('det', 'data/VOCdevkit') if 'faster-rcnn' in config else (
             'seg', 'data/VOCdevkit/VOC2012')
         commands[config] = (f'python tools/transfer.py {task} {config} --backbone {backbone} '
@@ -258,8 +307,9 @@ def test_every_transfer_config_fine_tunes(workspace, transferred, config):
     assert len(found) == 1, found
     with open(found[0]) as f:
         metrics = json.load(f)
-    depth = '101' if 'r101' in config else '50'
     assert metrics['headline']['value'] is not None
     assert metrics['config'].endswith(config)
-    assert metrics['backbone']['meta']['config'] == f'resnet{depth}_sd_8xb32_in1k.py'
-    assert metrics['backbone']['meta']['depth'] == int(depth)
+    assert metrics['backbone']['meta']['config'] == f'{_sd_backbone(config)}.py'
+    assert metrics['backbone']['meta']['depth'] == int(_depth(config))
+    assert metrics['backbone']['meta']['arch'] == {'': 'ResNet', 'v1c': 'ResNetV1c',
+                                                   'v1d': 'ResNetV1d'}[_arch(config)]

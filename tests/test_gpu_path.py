@@ -49,7 +49,6 @@ def test_roi_features_under_bf16():
 
 def test_rpn_proposals_under_bf16():
     from mmengine.config import ConfigDict
-    from mmengine.structures import InstanceData  # noqa: F401  (mmdet's result type)
     head = FloatProposalRPNHead(in_channels=8, feat_channels=8, anchor_generator=dict(
         type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8]),
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
@@ -95,7 +94,7 @@ def test_deterministic_on_cuda_is_warn_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     torch.use_deterministic_algorithms(True)
     try:
-        DeterminismHook().before_run(Runner)
+        DeterminismHook().before_train(Runner)
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
         assert 'adaptive_avg_pool2d backward' in messages[0]
@@ -162,12 +161,14 @@ def test_sd_step_under_cpu_amp_runs_student_and_teacher_in_bf16():
     from sd_transfer.distill import SnapshotDistiller
     from sd_transfer.engine import CPUAmpOptimWrapper
 
+    from mmengine.registry import DefaultScope
+
     def model():
         return SnapshotDistiller(
             backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=512),
-            data_preprocessor=dict(type='ClsDataPreprocessor'))
-    student, teacher = model(), model().eval().requires_grad_(False)
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=512))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        student, teacher = model(), model().eval().requires_grad_(False)
     student.set_teacher(teacher)
     dtypes = {}
 

@@ -98,6 +98,7 @@ def runs(tmp_path_factory):
             write_log(str(run), '20260101_000000', 'mmpretrain', log_seed,
                       scalars(kind, r['top1']))
             det = root / 'voc' / f'det_{kind}_s{seed}'
+            meta = dict(meta, seed=seed)  # as metrics.json records the backbone's meta
             write_metrics(str(det), 'det', meta, seed + 10, {
                 'pascal_voc/mAP': r['map'], 'pascal_voc/AP50': round(r['map'], 3),
                 'pascal_voc/AP50_aeroplane': r['aero'],
@@ -146,6 +147,14 @@ def expected(kind, get):
     return statistics.mean(values), statistics.stdev(values)
 
 
+def paired_cell(get):
+    """The Δ cell SD vs baseline: mean of the per-seed differences and its 95% t-interval."""
+    from scipy import stats
+    diffs = [get(RESULTS['sd'][s]) - get(RESULTS['base'][s]) for s in (1, 2)]
+    mean, half = statistics.mean(diffs), stats.t.ppf(0.975, 1) * statistics.stdev(diffs) / 2 ** 0.5
+    return f'{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}] paired n=2'
+
+
 SD_LABEL, BASE_LABEL = 'r18_sd (SD T=3)', 'r18_base (baseline)'
 
 
@@ -161,7 +170,8 @@ def test_classification(report, cycle):
     assert find(report['rows'], 'classification', f'{BASE_LABEL} cycle {cycle}',
                 'accuracy/top1')['seeds'] == '1 2'
     assert (f'| {SD_LABEL} cycle {cycle} | 2 | {mean:.2f} ± {std:.2f} | 90.00 ± 0.00 | '
-            f'{mean - base:+.2f} |') in report['md']
+            f"{paired_cell(lambda r: r['top1'][cycle - 1])} |") in report['md']
+    assert row['delta_kind'] == 'paired' and row['delta_n'] == '2'
 
 
 def test_detection(report):
@@ -171,8 +181,8 @@ def test_detection(report):
     assert (row['n'], row['mean'], row['std']) == (2, pytest.approx(mean), pytest.approx(std))
     assert row['delta'] == pytest.approx(mean - base)
     config = 'faster-rcnn_r18_fpn_voc0712_tiny'
-    assert f'| {SD_LABEL} cycle 2 | {config} | 2 | {mean:.2f} ± {std:.2f} | {mean - base:+.2f} |' \
-        in report['md']
+    assert (f'| {SD_LABEL} cycle 2 | {config} | 2 | {mean:.2f} ± {std:.2f} | '
+            f"{paired_cell(lambda r: 100 * r['map'])} |") in report['md']
     assert f'| {BASE_LABEL} cycle 2 | {config} | 2 | {base:.2f} ± {base_std:.2f} | ref |' \
         in report['md']
     aero, _ = expected('sd', lambda r: 100 * r['aero'])
@@ -191,7 +201,7 @@ def test_segmentation(report):
     macc, macc_std = expected('sd', lambda r: r['miou'] + 10)
     assert (f'| {SD_LABEL} cycle 2 | deeplabv3 | deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd | '
             f'2 | {mean:.2f} ± {std:.2f} | {macc:.2f} ± {macc_std:.2f} | 90.00 ± 0.00 | '
-            f'{mean - base:+.2f} |') in report['md']
+            f"{paired_cell(lambda r: r['miou'])} |") in report['md']
     iou = find(report['rows'], 'segmentation', f'{SD_LABEL} cycle 2', 'IoU_aeroplane')
     assert iou['mean'] == pytest.approx(statistics.mean(
         2 * r['miou'] - 20.0 for r in RESULTS['sd'].values()))
@@ -246,3 +256,79 @@ def test_labels_tell_sd_settings_apart():
            for w in (0.5, 1.0)]
     assert sorted(backbone_labels(ids).values()) == [
         'r18_sd (SD T=3 kd_weight=0.5) cycle 4', 'r18_sd (SD T=3 kd_weight=1) cycle 4']
+
+
+def _study_meta(config, depth, seed, top1, config_hash='aaa', sd=True, world=1):
+    return dict(arch='ResNet', depth=depth, sd=SD if sd else None, cycle=1, num_cycles=1, iter=10,
+                epoch=1, val={'accuracy/top1': top1}, config=f'{config}.py', seed=seed,
+                schedule=dict(boundaries=[0, 10], max_iters=10),
+                setting=dict(config_hash=config_hash, total_batch=32 * world, world_size=world),
+                env=dict(torch='2.14.1', mmcv='2.1.0', device='GPU X', world_size=world))
+
+
+@pytest.fixture(scope='module')
+def study_report(tmp_path_factory):
+    """ResNet-18 and ResNet-50 arms; one SD config also run with other options; a duplicate."""
+    root = tmp_path_factory.mktemp('study')
+    top1 = {('r18_sd', 0): 60.0, ('r18_sd', 1): 62.0, ('r18_base', 0): 58.0, ('r18_base', 1): 59.0,
+            ('r50_sd', 0): 70.0, ('r50_sd', 1): 71.0, ('r50_base', 0): 66.0, ('r50_base', 1): 68.0}
+    for (config, seed), value in top1.items():
+        meta = _study_meta(config, 50 if 'r50' in config else 18, seed, value,
+                           sd=config.endswith('_sd'))
+        write_backbone(str(root / f'{config}_s{seed}' / 'backbone.pth'), meta)
+    # the same config with other --cfg-options (another resolved config), seed 5, on 8 processes
+    write_backbone(str(root / 'r18_sd_other_s5' / 'backbone.pth'),
+                   _study_meta('r18_sd', 18, 5, 65.0, config_hash='bbb', world=8))
+    # a copy of r18_sd seed 0 in another folder: the same sample, not a third seed
+    write_backbone(str(root / 'copy' / 'r18_sd_s0' / 'backbone.pth'),
+                   _study_meta('r18_sd', 18, 0, 60.0))
+    planned = [str(root / name) for name in ('r18_sd_s0', 'r18_sd_s1', 'r18_sd_s2')]
+    write_report([str(root)], str(root / 'report'), planned=planned)
+    results = json.loads((root / 'report' / 'results.json').read_text())
+    return dict(rows=results['rows'], incomplete=results['incomplete'],
+                md=(root / 'report' / 'report.md').read_text(), root=root)
+
+
+def test_matched_baselines_and_paired_intervals(study_report):
+    from scipy import stats
+    rows = study_report['rows']
+    r18 = find(rows, 'classification', 'r18_sd (SD T=3) [aaa, batch 32 on 1] cycle 1',
+               'accuracy/top1')
+    r50 = find(rows, 'classification', 'r50_sd (SD T=3) cycle 1', 'accuracy/top1')
+    assert r18['baseline'] == 'r18_base (baseline) cycle 1'
+    assert r50['baseline'] == 'r50_base (baseline) cycle 1'  # not the ResNet-18 one
+    diffs = [70.0 - 66.0, 71.0 - 68.0]
+    half = stats.t.ppf(0.975, 1) * statistics.stdev(diffs) / 2 ** 0.5
+    assert (r50['delta'], r50['delta_kind'], r50['delta_n']) == (pytest.approx(3.5), 'paired', '2')
+    assert (r50['delta_low'], r50['delta_high']) == (pytest.approx(3.5 - half),
+                                                     pytest.approx(3.5 + half))
+    assert r18['n'] == 2  # the copy of seed 0 is not a third sample
+    # the other resolved config is its own row, compared unpaired (seed 5 vs seeds 0, 1)
+    other = find(rows, 'classification', 'r18_sd (SD T=3) [bbb, batch 256 on 8] cycle 1',
+                 'accuracy/top1')
+    assert (other['n'], other['delta_kind'], other['delta_n']) == (1, 'unpaired', '1/2')
+    assert other['delta'] == pytest.approx(65.0 - 58.5) and other['delta_low'] is None
+
+
+def test_duplicates_missing_runs_and_environment(study_report):
+    reasons = {os.path.relpath(i['path'], study_report['root']): i['reason']
+               for i in study_report['incomplete']}
+    copies = (os.path.join('copy', 'r18_sd_s0'), 'r18_sd_s0')  # whichever was found second
+    assert [reasons[p].startswith('not counted: duplicate of') for p in copies if p in reasons] \
+        == [True]
+    md = study_report['md']
+    assert '## Study: 2 of 3 planned runs finished' in md
+    assert f"- `{study_report['root'] / 'r18_sd_s2'}`" in md
+    assert '- GPU X, 1 process(es); torch 2.14.1, mmcv 2.1.0 (9 runs)' in md
+    assert '- GPU X, 8 process(es); torch 2.14.1, mmcv 2.1.0 (1 run)' in md
+
+
+def test_teacher_accuracy_joins_the_students_epoch(tmp_path):
+    """The teacher's metrics, logged at the snapshot's epoch, sit beside the student's (the
+    val_top1 plot draws them dashed)."""
+    write_log(str(tmp_path), '20260101_000000', 'mmpretrain', 1, [
+        {'accuracy/top1': 50.0, 'step': 2}, {'teacher/accuracy/top1': 50.0, 'step': 2.0},
+        {'accuracy/top1': 60.0, 'step': 4}])
+    val = read_scalars([str(tmp_path / '20260101_000000')]).val
+    assert val == [{'accuracy/top1': 50.0, 'teacher/accuracy/top1': 50.0, 'step': 2.0},
+                   {'accuracy/top1': 60.0, 'step': 4}]

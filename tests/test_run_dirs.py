@@ -9,7 +9,7 @@ from conftest import REPO
 
 from sd_transfer import run_dir
 from sd_transfer.errors import UserError
-from sd_transfer.transfer.backbone import file_sha256
+from sd_transfer.io import file_sha256
 
 DET = osp.join(REPO, 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py')
 PRETRAIN = osp.join(REPO, 'configs/pretrain/tiny/resnet18_cyclic_tiny.py')
@@ -79,19 +79,45 @@ def test_seed_sweep_lands_apart_and_reuse_with_another_seed_is_refused(tiny_imag
     line = error_line(tool(tmp_path, 'pretrain.py', PRETRAIN, '--data-root', tiny_imagenet,
                            '--seed', '4', '--work-dir', str(first), *one_epoch))
     assert line.startswith(f'error: cannot reuse {first}') and 'seed 3' in line and 'seed 4' in line
+    # the same seed and config with another learning rate: another run, refused too
+    line = error_line(tool(tmp_path, 'pretrain.py', PRETRAIN, '--data-root', tiny_imagenet,
+                           '--seed', '3', '--resume', *one_epoch, 'optim_wrapper.optimizer.lr=0.5'))
+    assert line.startswith('error: cannot resume work_dirs/resnet18_cyclic_tiny_seed3')
+    assert line.count('resolved') == 2
 
 
 def test_claim_rules(tmp_path):
     config = str(tmp_path / 'a.py')
-    mine = run_dir.identity('pretrain', config, 0)
-    run_dir.claim(str(tmp_path / 'w'), mine, resume=False)
-    run_dir.claim(str(tmp_path / 'w'), mine, resume=False)  # the same run again: a restart
+    work_dir = str(tmp_path / 'w')
+    mine = run_dir.identity('pretrain', config, 0, 'h1')
+    run_dir.claim(work_dir, mine, resume=False)
+    run_dir.claim(work_dir, mine, resume=False)  # the same run again: a restart
     # --resume without --seed continues the recorded seed
-    assert run_dir.claim(str(tmp_path / 'w'), run_dir.identity('pretrain', config, None),
+    assert run_dir.claim(work_dir, run_dir.identity('pretrain', config, None, 'h1'),
                          resume=True)['seed'] == 0
     with pytest.raises(UserError, match='another.py'):
-        run_dir.claim(str(tmp_path / 'w'), run_dir.identity('pretrain', str(tmp_path / 'another.py'),
-                                                            0), resume=True)
+        run_dir.claim(work_dir, run_dir.identity('pretrain', str(tmp_path / 'another.py'), 0,
+                                                 'h1'), resume=True)
     with pytest.raises(UserError, match='seed None'):  # a fresh unseeded run is another run
-        run_dir.claim(str(tmp_path / 'w'), run_dir.identity('pretrain', config, None),
-                      resume=False)
+        run_dir.claim(work_dir, run_dir.identity('pretrain', config, None, 'h1'), resume=False)
+    with pytest.raises(UserError, match=r'resolved h2\)'):  # other --cfg-options, say
+        run_dir.claim(work_dir, run_dir.identity('pretrain', config, 0, 'h2'), resume=True)
+
+
+def test_one_run_at_a_time_in_a_work_dir(tiny_imagenet, tmp_path):
+    """A second run into a work dir whose run is still going is refused, e.g. a study
+    resubmitted while its jobs run; the lock goes with the process that holds it."""
+    busy = tmp_path / 'busy'
+    busy.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from sd_transfer import '
+                               f'run_dir; run_dir._lock({str(busy)!r}); print("locked", '
+                               'flush=True); time.sleep(60)'], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        line = error_line(tool(tmp_path, 'pretrain.py', PRETRAIN, '--data-root', tiny_imagenet,
+                               '--work-dir', str(busy)))
+        assert f'{busy} is in use by a run that is still going (pid {holder.pid}' in line
+    finally:
+        holder.kill()
+        holder.wait()

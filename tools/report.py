@@ -9,8 +9,10 @@ results.json and plots/*.png to --out.
         --baseline 'resnet50_cyclic_8xb32_in1k (baseline)'
 """
 import argparse
+import json
 
 from sd_transfer.cli import run_main
+from sd_transfer.errors import UserError
 from sd_transfer.report import write_report
 
 
@@ -25,13 +27,22 @@ def parse_args():
     parser.add_argument('--baseline', metavar='LABEL',
                         help='backbone the Δ columns compare with: a label as the tables print '
                         "it, with or without ' cycle K', or a pretraining config name (default: "
-                        'the one pretraining setting without SD)')
+                        "each row's matched baseline)")
+    parser.add_argument('--plan', metavar='PLAN_JSON',
+                        help="a study's plan.json (tools/study.py): list its unfinished runs")
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    report, tables = write_report(args.work_dirs, args.out, args.baseline)
+    planned = None
+    if args.plan:
+        try:
+            with open(args.plan) as f:
+                planned = [run['work_dir'] for run in json.load(f)['runs']]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f'--plan {args.plan}: not a study plan ({e})') from e
+    report, tables = write_report(args.work_dirs, args.out, args.baseline, planned)
     print(tables)
     print(f'wrote {report}')
 

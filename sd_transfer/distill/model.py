@@ -9,6 +9,15 @@ from mmpretrain.structures import DataSample
 from .loss import distill_loss
 
 
+# The two loss forms, as (ce_weight, kd_weight, kd_scale_t2) from T and alpha.
+KD_FORMS = {
+    # our default, the values of a public SD reimplementation: CE·(1 + 1/T) + KL
+    'sd': lambda t, alpha: (1.0 + 1.0 / t, 1.0, False),
+    # Hinton et al.: (1-a)·CE + a·T²·KL; T² keeps the KL gradient comparable across T
+    'hinton': lambda t, alpha: (1.0 - alpha, alpha, True),
+}
+
+
 @MODELS.register_module()
 class SnapshotDistiller(ImageClassifier):
     """``ImageClassifier`` trained with ``ce_weight * CE + kd_weight * KL(teacher || student)``.
@@ -18,31 +27,41 @@ class SnapshotDistiller(ImageClassifier):
     and pipelines see an ordinary classifier. The CE part is the head's own loss, so label
     smoothing or mixup targets configured upstream keep working.
 
-    The teacher is set by :class:`SnapshotTeacherHook`. It is held in a tuple so that it is *not*
-    a registered submodule: it stays out of ``state_dict()``, ``parameters()`` (so out of the
-    optimizer), DDP's gradient sync and ``model.train()``. Until it is set (the first cycle) the
-    loss is plain, unweighted CE and no teacher forward runs, so cycle 1 is the cyclic baseline.
+    The teacher is set by :class:`SnapshotTeacherHook` (or, fixed, by ``FileTeacherHook``). It
+    is held in a tuple so that it is *not* a registered submodule: it stays out of
+    ``state_dict()``, ``parameters()`` (so out of the optimizer), DDP's gradient sync and
+    ``model.train()``. Until it is set (the first cycle) the loss is plain, unweighted CE and no
+    teacher forward runs, so cycle 1 is the cyclic baseline. With ``kd_weight=0`` (the control
+    arm) the teacher is swapped as usual but never run: the loss is the weighted CE alone.
 
     Args:
         temperature: softening temperature T of both distributions.
-        ce_weight: weight of the CE term; ``None`` means ``1 + 1 / T``.
+        kd_form: ``'sd'`` (``CE·(1 + 1/T) + KL``) or ``'hinton'`` (``(1-a)·CE + a·T²·KL``);
+            it sets the three weights below unless they are given.
+        alpha: the ``a`` of the Hinton form.
+        ce_weight: weight of the CE term once a teacher exists.
         kd_weight: weight of the KL term.
-        kd_scale_t2: multiply the KL term by T**2. With ``ce_weight=1-a, kd_weight=a`` this is
-            the common ``(1-a)·CE + a·T²·KL``.
+        kd_scale_t2: multiply the KL term by T**2.
     """
 
-    def __init__(self, *args, temperature: float = 3.0, ce_weight: Optional[float] = None,
-                 kd_weight: float = 1.0, kd_scale_t2: bool = False, **kwargs):
+    def __init__(self, *args, temperature: float = 3.0, kd_form: str = 'sd', alpha: float = 0.9,
+                 ce_weight: Optional[float] = None, kd_weight: Optional[float] = None,
+                 kd_scale_t2: Optional[bool] = None, **kwargs):
         super().__init__(*args, **kwargs)
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
+        if kd_form not in KD_FORMS:
+            raise ValueError(f"kd_form must be one of {sorted(KD_FORMS)}, got {kd_form!r}")
         if not hasattr(self.head, '_get_loss'):
             raise TypeError(f'{type(self.head).__name__} is not an mmpretrain ClsHead; '
                             'SnapshotDistiller needs its logits and its loss')
         self.temperature = float(temperature)
-        self.ce_weight = 1.0 + 1.0 / self.temperature if ce_weight is None else float(ce_weight)
-        self.kd_weight = float(kd_weight)
-        self.kd_scale_t2 = bool(kd_scale_t2)
+        self.kd_form = kd_form
+        preset = KD_FORMS[kd_form](self.temperature, float(alpha))
+        self.ce_weight = float(preset[0] if ce_weight is None else ce_weight)
+        self.kd_weight = float(preset[1] if kd_weight is None else kd_weight)
+        self.kd_scale_t2 = bool(preset[2] if kd_scale_t2 is None else kd_scale_t2)
+        self.taught_last_step = False  # whether the last loss() ran the teacher (cost counting)
         self._teacher = ()
 
     @property
@@ -53,20 +72,24 @@ class SnapshotDistiller(ImageClassifier):
         self._teacher = (teacher, ) if teacher is not None else ()
 
     def sd_settings(self) -> dict:
-        return dict(temperature=self.temperature, ce_weight=self.ce_weight,
-                    kd_weight=self.kd_weight, kd_scale_t2=self.kd_scale_t2)
+        return dict(temperature=self.temperature, kd_form=self.kd_form,
+                    ce_weight=self.ce_weight, kd_weight=self.kd_weight,
+                    kd_scale_t2=self.kd_scale_t2)
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
         logits = self.head(self.extract_feat(inputs))
         losses = self.head._get_loss(logits, data_samples)
         ce = losses.pop('loss')
         teacher = self.teacher
+        self.taught_last_step = teacher is not None and self.kd_weight != 0
         if teacher is None:  # cycle 1: plain CE, exactly the cyclic baseline
             losses['loss_ce'] = ce
             return losses
+        losses['loss_ce'] = self.ce_weight * ce
+        if self.kd_weight == 0:  # the control arm: reweighted CE, no teacher forward
+            return losses
         with torch.inference_mode():
             teacher_logits = teacher(inputs, mode='tensor')
-        losses['loss_ce'] = self.ce_weight * ce
         # clone() turns the inference tensor into an ordinary constant autograd can save.
         losses['loss_kd'] = self.kd_weight * distill_loss(
             logits, teacher_logits.clone(), self.temperature, self.kd_scale_t2)

@@ -9,6 +9,7 @@ from mmengine.runner.checkpoint import weights_to_cpu
 
 from .cycles import cycle_boundaries
 from .model import SnapshotDistiller
+from .teacher_eval import evaluate, log_teacher_metrics
 
 
 @HOOKS.register_module()
@@ -20,6 +21,10 @@ class SnapshotTeacherHook(Hook):
     the config's ``CosineRestartLR`` (:func:`cycle_boundaries`), never from a second list. The
     teacher goes into every checkpoint (``sd_teacher``), so a resumed run keeps distilling from the
     same teacher instead of a fresh snapshot of the student.
+
+    At each swap the teacher's val metrics are logged as ``teacher/<metric>`` scalars at the
+    snapshot's epoch: the student's own val metrics when validation ran right at the end of the
+    cycle (same weights), else the teacher is evaluated on the val set.
     """
 
     priority = 'NORMAL'
@@ -28,6 +33,7 @@ class SnapshotTeacherHook(Hook):
         self.teacher = None
         self.cycle = 1  # the cycle the current teacher teaches
         self.last_val: Dict[str, float] = {}
+        self.last_val_iter = None
         self.resumed = None  # the checkpoint's teacher, set up in before_train
 
     def before_run(self, runner) -> None:
@@ -59,6 +65,7 @@ class SnapshotTeacherHook(Hook):
 
     def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
         self.last_val = dict(metrics or {})
+        self.last_val_iter = runner.iter
 
     def _snapshot(self, runner, cycle: int) -> None:
         if self.teacher is None:
@@ -71,6 +78,17 @@ class SnapshotTeacherHook(Hook):
             f'SD: cycle {cycle} starts at iteration {runner.iter}: the student is now the teacher '
             f'(student val top-1 at this point: {"n/a" if top1 is None else f"{top1:.2f}"})')
         runner.visualizer.add_scalars({'sd/teacher_cycle': cycle}, step=runner.iter)
+        self._log_teacher_metrics(runner, cycle)
+
+    def _log_teacher_metrics(self, runner, cycle: int) -> None:
+        if runner.val_loop is None:
+            return
+        if self.last_val and self.last_val_iter == runner.iter:
+            metrics, how = self.last_val, f'cycle {cycle - 1} student, validated at its end'
+        else:
+            metrics, how = evaluate(self.teacher, runner), f'cycle {cycle - 1} student, evaluated'
+        log_teacher_metrics(runner, metrics, round(runner.iter / len(runner.train_dataloader), 3),
+                            how)
 
     def _new_teacher(self):
         current = self.student.teacher

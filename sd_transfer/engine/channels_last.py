@@ -33,7 +33,8 @@ class ChannelsLastHook(Hook):
 
     Convolutions pick channels_last when their weights are channels_last, so inputs need no
     conversion; on tensor-core GPUs this avoids layout transposes around every conv. The SD
-    teacher is copied from the student and inherits its memory format.
+    teacher is copied from the student and inherits its memory format; a fixed teacher read
+    from a file is converted with it.
     """
 
     priority = 'VERY_HIGH'
@@ -42,5 +43,8 @@ class ChannelsLastHook(Hook):
         _unwrap(runner.model).to(memory_format=torch.contiguous_format)
 
     def before_train(self, runner) -> None:
-        _unwrap(runner.model).to(memory_format=torch.channels_last)
+        model = _unwrap(runner.model)
+        model.to(memory_format=torch.channels_last)
+        if getattr(model, 'teacher', None) is not None:  # a fixed teacher, set before training
+            model.teacher.to(memory_format=torch.channels_last)
         runner.logger.info('channels_last: model converted after weight init, before training')

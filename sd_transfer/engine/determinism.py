@@ -27,11 +27,13 @@ def prepare_deterministic_env() -> None:
 
 @HOOKS.register_module()
 class DeterminismHook(Hook):
-    """After mmengine's strict setting (``Runner.__init__``): warn-only on CUDA, and say so."""
+    """Warn-only on CUDA, and say so: after mmengine's strict setting, which ``Runner.__init__``
+    makes and a resume makes again (``set_randomness`` with the checkpoint's seed), so as
+    training starts."""
 
     priority = 'VERY_HIGH'
 
-    def before_run(self, runner) -> None:
+    def before_train(self, runner) -> None:
         if not torch.cuda.is_available():
             runner.logger.info('--deterministic: every op deterministic (CPU)')
             return

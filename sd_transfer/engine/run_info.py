@@ -1,6 +1,11 @@
-"""Log the batch size the optimizer sees, the learning rate it starts from, and the precision."""
+"""Log the batch size the optimizer sees, the learning rate it starts from, and the precision;
+publish what the run actually runs (``setting``) and where (``env``) for its outputs' meta."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from ..errors import UserError
+from ..setting import config_hash, environment
+from .amp import amp_settings
 
 
 def per_process_batch(runner) -> int:
@@ -21,15 +26,38 @@ class RunInfoHook(Hook):
     mmengine scales the lr linearly by effective batch / ``auto_scale_lr.base_batch_size`` only
     when ``auto_scale_lr.enable`` is set; a 16-GPU run of an 8-GPU recipe otherwise trains at the
     recipe's lr with twice its batch, and nothing in the log says so.
+
+    The message hub's ``setting`` (resolved config hash, total batch, world size) and ``env``
+    infos go into exported backbones and metrics.json: the report groups runs by them. The
+    precision goes into every checkpoint, and a resume in another one is refused (a bf16 run
+    resumed on a GPU without native bf16 would switch to fp16 halfway, with a loss scaler that
+    has no saved state).
     """
 
     priority = 'VERY_LOW'
 
-    def __init__(self, amp: str = None):
+    def __init__(self, amp: bool = False):
         self.amp = amp
+        self.precision, self.why = 'fp32', 'fp32 (no --amp)'
+        if amp:
+            settings, self.why = amp_settings()
+            self.precision = settings.get('dtype', 'bfloat16')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['precision'] = self.precision
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get('precision')
+        if runner._resume and saved is not None and saved != self.precision:
+            raise UserError(f'--resume: the checkpoint was trained in {saved}, this run would '
+                            f'train in {self.precision} ({self.why}); resume on the same kind of '
+                            'device and with the same --amp')
 
     def before_train(self, runner) -> None:
         batch = effective_batch(runner)
+        runner.message_hub.update_info('setting', dict(
+            config_hash=config_hash(runner.cfg), total_batch=batch, world_size=runner.world_size))
+        runner.message_hub.update_info('env', environment(runner.world_size))
         groups = runner.optim_wrapper.optimizer.param_groups
         lrs = sorted({g.get('initial_lr', g['lr']) for g in groups})
         scale = runner.cfg.get('auto_scale_lr') or {}
@@ -44,4 +72,4 @@ class RunInfoHook(Hook):
         runner.logger.info(
             f'effective batch size {batch} ({runner.world_size} process(es) x '
             f'{per_process_batch(runner)}); lr {", ".join(f"{lr:g}" for lr in lrs)}, '
-            f'{how}; precision: {self.amp or "fp32 (no --amp)"}')
+            f'{how}; precision: {self.why}')

@@ -23,30 +23,54 @@ _SCOPE = re.compile(r"^default_scope = '(\w+)'", re.M)
 _SEED = re.compile(r'^\s+seed: (-?\d+)\s*$', re.M)
 
 
+def run_setting(record: Optional[dict]) -> Optional[str]:
+    """What a run actually ran (meta/metrics ``setting``): config hash, batch, world size."""
+    if not record or not record.get('config_hash'):
+        return None
+    return (f"{record['config_hash']}, batch {record.get('total_batch')} on "
+            f"{record.get('world_size')}")
+
+
 @dataclass(frozen=True)
 class BackboneId:
     """Which backbone a result belongs to: a pretraining setting and cycle, or else a file.
 
-    Runs of the same setting (pretraining config, SD settings, cycle) with other seeds share an
-    id, so their results are aggregated. A backbone without our meta (torchvision weights, a
-    classifier checkpoint) is known by its file name and hash only.
+    Runs of the same setting (pretraining config, SD settings, born-again generation, resolved
+    config hash with batch and world size, cycle) with other seeds share an id, so their results
+    are aggregated. ``family`` (architecture, depth, schedule) finds the matched baseline. A
+    backbone without our meta (torchvision weights, a classifier checkpoint) is known by its file
+    name and hash only.
     """
     config: Optional[str] = None  # pretraining config name, without '.py'
     sd: Optional[str] = None  # meta['sd'] as sorted JSON; None: trained without SD
     cycle: Optional[int] = None
     file: Optional[str] = None
     sha: Optional[str] = None
+    generation: Optional[int] = None  # born-again generation
+    run_setting: Optional[str] = None
+    family: Optional[str] = None
 
     @property
     def setting(self) -> tuple:
         """The id without its cycle: what ``--baseline`` usually names."""
-        return (self.config, self.sd) if self.config else (self.file, self.sha)
+        if not self.config:
+            return (self.file, self.sha)
+        return (self.config, self.sd, self.generation, self.run_setting)
+
+    @property
+    def plain(self) -> bool:
+        """A backbone trained without a teacher: no SD, or born-again generation 1."""
+        return bool(self.config) and (self.sd is None or self.generation == 1)
 
     @classmethod
     def from_meta(cls, meta: dict, cycle: int) -> 'BackboneId':
         sd = meta.get('sd')
+        schedule = meta.get('schedule') or dict(num_cycles=meta.get('num_cycles'))
         return cls(config=osp.splitext(meta['config'])[0],
-                   sd=None if sd is None else json.dumps(sd, sort_keys=True), cycle=cycle)
+                   sd=None if sd is None else json.dumps(sd, sort_keys=True), cycle=cycle,
+                   generation=meta.get('generation'), run_setting=run_setting(meta.get('setting')),
+                   family=json.dumps([meta.get('arch'), meta.get('depth'), schedule],
+                                     sort_keys=True))
 
 
 @dataclass
@@ -78,9 +102,11 @@ class TransferRun:
     task: str  # 'det' or 'seg'
     config: str  # transfer config name, without '.py'
     metrics: Dict[str, float]
-    seed: Optional[int]
+    seed: Optional[object]  # 'pretraining seed/transfer seed', or the transfer seed alone
     backbone: BackboneId
     tested: Optional[tuple]  # (checkpoint sha256, test data): what tools/evaluate.py repeats
+    run_setting: Optional[str] = None
+    env: Optional[dict] = None
 
 
 @dataclass
@@ -222,8 +248,9 @@ def read_scalars(log_folders: List[str]) -> Scalars:
                     continue
                 if 'sd/teacher_cycle' in record:
                     by_kind['teacher'][record['step']] = record
-                if 'accuracy/top1' in record:
-                    by_kind['val'][record['step']] = record
+                if 'accuracy/top1' in record or 'teacher/accuracy/top1' in record:
+                    # the student's and the teacher's metrics of one epoch are separate lines
+                    by_kind['val'].setdefault(record['step'], {}).update(record)
                 if 'lr' in record or 'loss' in record:
                     by_kind['train'][record['step']] = record
     return Scalars(**{kind: [records[s] for s in sorted(records)]
@@ -251,8 +278,14 @@ def _read_transfer(path: str):
                                  sha=(backbone.get('sha256') or '?')[:8])
     checkpoint = (record.get('checkpoint') or {}).get('sha256')
     tested = checkpoint and (checkpoint, json.dumps(record.get('test_data'), sort_keys=True))
-    return TransferRun(path, task, config, metrics, record.get('seed'), backbone_id,
-                       tested or None)
+    # a sample is (pretraining seed, transfer seed): transfers of several pretraining seeds with
+    # one transfer seed are several samples, and pair with the baseline's of the same seeds
+    seed = record.get('seed')
+    backbone_seed = meta.get('seed') if isinstance(meta, dict) else None
+    if seed is not None and backbone_seed is not None:
+        seed = f'{backbone_seed}/{seed}'
+    return TransferRun(path, task, config, metrics, seed, backbone_id,
+                       tested or None, run_setting(record.get('setting')), record.get('env'))
 
 
 def _drop_repeated_tests(runs: List[TransferRun], incomplete: List[Incomplete]):

@@ -6,12 +6,12 @@ state dict and compare it, key by key and shape by shape, with the config's back
 training starts.
 """
 import copy
-import hashlib
 
 import torch
 
 from ..errors import UserError
 from ..io import safe_torch_load
+from ..stem_keys import to_downstream
 
 # Of a classifier checkpoint's meta, what says where the weights come from (not its config text,
 # environment dump or dataset classes).
@@ -22,9 +22,10 @@ def read_backbone(path: str):
     """Return ``(state_dict, meta)`` with keys as mmdet's / mmseg's ``ResNet`` name them.
 
     Accepts our exported ``backbone.pth`` (``state_dict`` + ``meta``), an mmengine / mmpretrain
-    classifier checkpoint (``backbone.*`` kept and stripped; head, teacher and the rest dropped)
-    and a torchvision ResNet state dict (``fc.*`` dropped). ``meta`` is None when the file has
-    none.
+    classifier checkpoint (``backbone.*`` kept and stripped; head, teacher and the rest dropped;
+    a ResNetV1c/V1d stem renamed), OpenMMLab's ImageNet backbones that mmdet's and mmseg's
+    recipes start from (``open-mmlab://resnet50_v1c`` and the like) and a torchvision ResNet
+    state dict (``fc.*`` dropped). ``meta`` is None when the file has none.
     """
     try:
         obj = safe_torch_load(path)
@@ -44,7 +45,9 @@ def read_backbone(path: str):
             meta = {k: meta[k] for k in _CHECKPOINT_META_KEYS if k in meta}
     else:
         state = {k: v for k, v in state.items() if not k.startswith('fc.')}
-    return state, meta if isinstance(meta, dict) else None
+    # an mmpretrain deep-stem classifier names its stem differently (OpenMMLab's
+    # open-mmlab://resnet50_v1c and our exports already use mmdet's/mmseg's names)
+    return to_downstream(state), meta if isinstance(meta, dict) else None
 
 
 def build_backbone(backbone_cfg: dict, task: str) -> torch.nn.Module:
@@ -85,14 +88,8 @@ def verify_backbone(state: dict, meta, backbone_cfg: dict, task: str, path: str)
     hint = ''
     if meta and meta.get('depth') not in (None, backbone_cfg.get('depth')):
         hint = f" (the file's meta says depth {meta['depth']})"
+    elif meta and meta.get('arch') not in (None, backbone_cfg['type']):
+        hint = f" (the file's meta says {meta['arch']})"
     check_state_dict(state, build_backbone(backbone_cfg, task), path,
                      f"the config's backbone ({arch})", hint)
     return len(state)
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()

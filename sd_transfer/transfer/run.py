@@ -14,10 +14,10 @@ from ..cli import config_dicts, load_config, setup_launcher, start_run
 from ..datasets import seg_masks  # noqa: F401  registers CheckedLoadAnnotations
 from ..datasets.checks import check_voc_detection
 from ..errors import UserError
-from ..io import atomic_torch_save, atomic_write_json, safe_torch_load
+from ..io import atomic_torch_save, atomic_write_json, file_sha256, safe_torch_load
 from ..run_dir import backbone_name
+from .backbone import check_state_dict, read_backbone, verify_backbone
 from .kernel_inputs import SWAPS as KERNEL_SAFE_SWAPS
-from .backbone import check_state_dict, file_sha256, read_backbone, verify_backbone
 
 # task -> (OpenMMLab scope of its configs, headline metric)
 TASKS = dict(det=('mmdet', 'pascal_voc/mAP'), seg=('mmseg', 'mIoU'))
@@ -163,6 +163,9 @@ def write_metrics(runner, task: str, config: str, metrics: dict, backbone, check
         iterations=iterations,
         seed=seed,
         world_size=get_world_size(),
+        setting=runner.message_hub.get_info('setting'),
+        env=runner.message_hub.get_info('env'),
+        cost=runner.message_hub.get_info('cost'),
         test_data=dict(data_root=getattr(dataset, 'data_root', None),
                        ann_file=getattr(dataset, 'ann_file', None), images=len(dataset)),
         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

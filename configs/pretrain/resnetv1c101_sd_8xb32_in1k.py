@@ -1,0 +1,6 @@
+# Snapshot distillation on ImageNet, ResNetV1c-101: the cyclic baseline plus the teacher.
+_base_ = './resnetv1c101_cyclic_8xb32_in1k.py'
+
+model = dict(type='SnapshotDistiller', temperature=3.0, kd_form='sd')
+
+custom_hooks = [dict(type='SnapshotTeacherHook'), dict(type='BackboneExportHook')]

@@ -1,0 +1,7 @@
+# Control arm for SD, tiny ResNet-18 (tests, CPU): SD exactly (same schedule, the teacher hook
+# swaps snapshots, CE weighted 1 + 1/T from cycle 2) except that the distillation term is off, so
+# no teacher forward runs. SD minus this arm isolates what the teacher adds beyond the CE
+# reweighting.
+_base_ = './resnet18_sd_tiny.py'
+
+model = dict(kd_weight=0.0)

@@ -1,0 +1,41 @@
+"""Pretraining as the tools run it: config and options, input checks, teacher, Runner."""
+from typing import Optional
+
+from mmengine.runner import Runner
+
+from .cli import load_config, start_run
+from .datasets.checks import check_classification_data
+from .distill.file_teacher import FileTeacherHook
+from .errors import UserError
+
+
+def add_teacher_args(parser) -> None:
+    parser.add_argument('--teacher', metavar='CKPT',
+                        help='distil from this fixed classifier checkpoint for the whole run '
+                        '(ours or mmpretrain\'s model zoo); needs a SnapshotDistiller config '
+                        'without SnapshotTeacherHook')
+    parser.add_argument('--teacher-config', metavar='CONFIG',
+                        help="the teacher's model config (default: the student's config)")
+
+
+def pretrain(args, cfg_updates: Optional[dict] = None) -> Runner:
+    """Check everything, then train; ``cfg_updates`` are set on the config (born-again's
+    generation number). Returns the Runner after training."""
+    cfg = load_config(args)
+    if cfg_updates:
+        cfg.merge_from_dict(cfg_updates)
+    check_classification_data(cfg)
+    teacher = None
+    if args.teacher:
+        if any(h.get('type') == 'SnapshotTeacherHook' for h in cfg.custom_hooks):
+            raise UserError(f'--teacher: {args.config} has its own teacher (SnapshotTeacherHook); '
+                            'a fixed teacher needs a config without it (e.g. *_ban_*)')
+        teacher = FileTeacherHook(args.teacher, args.teacher_config or args.config)
+    elif args.teacher_config:
+        raise UserError('--teacher-config without --teacher')
+    start_run(cfg, args, 'pretrain', teacher=teacher.record() if teacher else None)
+    runner = Runner.from_cfg(cfg)
+    if teacher is not None:
+        runner.register_hook(teacher)
+    runner.train()
+    return runner
