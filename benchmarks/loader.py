@@ -34,7 +34,7 @@ def our_loader(data_root, batch_size, num_workers, checked=True):
         loader_cfg.num_workers = num_workers
     if not checked:
         loader_cfg.dataset.pipeline[0] = dict(type='LoadImageFromFile')
-    crop = next(t for t in loader_cfg.dataset.pipeline if t.type == 'RandomResizedCrop')
+    crop = next(t for t in loader_cfg.dataset.pipeline if t['type'] == 'RandomResizedCrop')
     return Runner.build_dataloader(loader_cfg), loader_cfg, crop
 
 

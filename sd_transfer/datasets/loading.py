@@ -15,6 +15,7 @@ out of the dataset. :class:`SkippedImagesHook` logs the counts.
 """
 import os
 import os.path as osp
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import mmcv
@@ -27,7 +28,10 @@ from mmcv.transforms import LoadImageFromFile
 from ..errors import UserError
 
 SKIP_LOG = 'skipped_images.txt'
-_RESTART_OR_STUFFING = frozenset([0x00, *range(0xD0, 0xD8)])
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])  # markers without a length
+# In entropy-coded data a 0xFF is followed by 0x00 (stuffing), a restart marker or more 0xFF
+# (fill): the first 0xFF followed by anything else starts the next marker.
+_NEXT_MARKER = re.compile(rb'\xff[^\x00\xd0-\xd7\xff]')
 
 
 def _jpeg_complete(data: bytes) -> bool:
@@ -48,23 +52,17 @@ def _jpeg_complete(data: bytes) -> bool:
             continue
         if marker == 0xD9:
             return True
-        if marker in _RESTART_OR_STUFFING or marker == 0x01:  # standalone markers
+        if marker in _STANDALONE:
             pos += 2
             continue
         if pos + 4 > end:
             return False
         pos += 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
         if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
-            while True:
-                pos = data.find(b'\xff', pos)
-                if pos < 0 or pos + 1 >= end:
-                    return False
-                if data[pos + 1] in _RESTART_OR_STUFFING:
-                    pos += 2
-                elif data[pos + 1] == 0xFF:
-                    pos += 1
-                else:
-                    break
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
     return False
 
 
