@@ -103,10 +103,8 @@ def test_tiny_v1c_sd_backbone_fine_tunes_in_the_v1c_deeplabv3(tiny_imagenet, tin
     assert 'backbone OK' in proc.stdout + proc.stderr
     trained = torch.load(tmp_path / 'seg' / 'iter_4.pth', weights_only=True)['state_dict']
     exported = torch.load(backbone, weights_only=True)['state_dict']
-    # BN statistics are not learned by SGD: if the stem loaded, its running mean is the export's
-    # moved by 4 steps of momentum 0.1 at most; a random stem would start at zero
-    assert not torch.equal(trained['backbone.stem.1.running_mean'], torch.zeros_like(
-        exported['stem.1.running_mean']))
-    assert torch.allclose(trained['backbone.stem.1.running_mean'],
-                          exported['stem.1.running_mean'], atol=0.5 * exported[
-                              'stem.1.running_mean'].abs().max())
+    # 4 SGD steps move the loaded stem convs by a few percent of their norm; a stem left at its
+    # random init would be as far from the export as two independent draws (about 1.4 norms)
+    for conv in ('stem.0.weight', 'stem.3.weight', 'stem.6.weight'):
+        moved = (trained[f'backbone.{conv}'] - exported[conv]).norm() / exported[conv].norm()
+        assert 0 < moved < 0.1, (conv, moved)

@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,9 @@ SEG_SHRINK = [
     *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,64)'),
     *[f'train_dataloader.dataset.datasets.{i}.pipeline.{k}' for i in (0, 1)
       for k in ('2.scale=(128,64)', '3.crop_size=(64,64)', '6.size=(64,64)')]]
+# Peak use of the workspace, measured: README's runs keep their checkpoints until the last
+# (about 6 GB); later runs drop theirs as they end (see prune)
+NEEDS_DISK = 7e9
 EVAL_SHRINK = [*_loaders(_TEST_LOADERS, *_NO_WORKERS),
                *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,96)')]
 
@@ -96,6 +100,10 @@ def readme_commands():
 def workspace(tmp_path_factory):
     """A folder laid out as README assumes; the data small, in the real layouts."""
     ws = tmp_path_factory.mktemp('workspace')
+    free = shutil.disk_usage(ws).free
+    if free < NEEDS_DISK:  # say so now, not as 40 confusing failures when the disk fills up
+        pytest.fail(f'the full-scale tests need {NEEDS_DISK / 1e9:.0f} GB free under {ws}, '
+                    f'{free / 1e9:.1f} GB are')
     for name in ('configs', 'tools'):
         os.symlink(osp.join(REPO, name), ws / name)
     make_tiny_imagenet(str(ws / 'data/imagenet'), classes=10, size=40, train_per_class=2,
