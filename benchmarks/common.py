@@ -6,6 +6,7 @@ import platform
 import statistics
 import time
 
+import sd_transfer.entry  # noqa: F401  # isort: skip  first: before mmengine (see there)
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger

@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import tempfile
 
+import sd_transfer.entry  # noqa: F401  # isort: skip  first: before mmengine (see there)
 import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner

@@ -13,6 +13,7 @@ import statistics
 import tempfile
 import time
 
+import sd_transfer.entry  # noqa: F401  # isort: skip  first: before mmengine (see there)
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner

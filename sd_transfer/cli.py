@@ -9,14 +9,17 @@ import subprocess
 import sys
 from typing import Optional
 
+from . import entry  # noqa: F401  # isort: skip  first: before torch and mmengine (see there)
+
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import get_rank
 
 from . import engine  # noqa: F401  registers the hooks and the file backend used below
 from . import run_dir
 from .datasets import cifar  # noqa: F401  registers LocalCIFAR10/100
 from .datasets import loading  # registers CheckedLoadImageFromFile, SkippedImagesHook
-from .errors import UserError
+from .errors import CollectiveError, UserError
 from .io import safe_torch_load
 from .setting import config_hash
 
@@ -188,7 +191,8 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     use_checked_loading(cfg, args.skip_bad_images, skip_log)
     hooks = list(cfg.get('custom_hooks') or [])
     hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook'),
-              dict(type='RunInfoHook', amp=args.amp), dict(type='CostHook')]
+              dict(type='RunInfoHook', amp=args.amp), dict(type='CostHook'),
+              dict(type='ResumeHook'), dict(type='StopAtSignalHook')]
     if args.skip_bad_images:
         hooks.append(dict(type='SkippedImagesHook', log_file=skip_log))
     if args.deterministic:
@@ -220,23 +224,40 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     return cfg
 
 
+def launched_world_size(launcher: str) -> int:
+    """The number of processes the launcher started, before any process group exists."""
+    variable = dict(pytorch='WORLD_SIZE', slurm='SLURM_NTASKS').get(launcher)
+    return int(os.environ.get(variable, 1)) if variable else 1
+
+
 def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None,
-              teacher: Optional[dict] = None) -> None:
+              teacher: Optional[dict] = None) -> bool:
     """Last steps before the Runner is built, after every input check passed.
 
     Claim the work dir (refused if another run recorded itself there, or is running there);
     with ``--skip-bad-images``, leave broken images out of the evaluation sets the run uses
-    (pretraining validates; transfers validate and test); set up the launcher.
+    (pretraining validates; transfers validate and test); set up the launcher. Returns False,
+    having written nothing, when ``--resume`` finds the run finished.
     """
-    run_dir.claim(cfg.work_dir, run_dir.identity(kind, args.config, args.seed, config_hash(cfg),
-                                                 backbone, teacher),
-                  resume=args.resume is not None)
+    world = launched_world_size(cfg.launcher)
+    per_process = cfg.train_dataloader.batch_size
+    record = run_dir.identity(kind, args.config, args.seed, config_hash(cfg), backbone, teacher,
+                              batch=dict(world_size=world, batch_per_process=per_process,
+                                         total_batch=world * per_process))
+    resume = args.resume is not None
+    record = run_dir.check(cfg.work_dir, record, resume)
+    done = run_dir.finished_run(kind, cfg.work_dir) if resume else None
+    if done:
+        print(f'--resume: {cfg.work_dir} finished before ({done}); nothing to do')
+        return False
+    run_dir.claim(cfg.work_dir, record, resume)
     if args.skip_bad_images:
         loaders = ('val_dataloader', ) if kind == 'pretrain' else (
             'val_dataloader', 'test_dataloader')
         loading.exclude_bad_eval_images(cfg, os.path.join(cfg.work_dir, loading.SKIP_LOG),
                                         loaders)
     setup_launcher(cfg)
+    return True
 
 
 def setup_launcher(cfg: Config) -> None:
@@ -278,10 +299,23 @@ def _torch_env_from_slurm() -> None:
 
 
 def run_main(main) -> None:
-    """Call ``main()``; a :class:`UserError` becomes one line on stderr and exit code 2."""
+    """Call ``main()``; a :class:`UserError` becomes one line on stderr and exit code 2; a run
+    stopped at SIGUSR1 with a checkpoint says so and exits with
+    :data:`~sd_transfer.engine.stop_signal.RESUMABLE`.
+
+    A :class:`CollectiveError` (and the stop) happen on every rank at once: only rank 0 prints
+    them. Any other error is the raising rank's alone: it prints it, and the launcher (torchrun;
+    srun with ``--kill-on-bad-exit=1``) stops the other ranks.
+    """
     try:
         main()
+    except engine.StoppedAtSignal as e:
+        if get_rank() == 0:
+            print(f'{e}', file=sys.stderr)
+        sys.exit(engine.RESUMABLE)
     except UserError as e:
+        if isinstance(e, CollectiveError) and get_rank() != 0:
+            sys.exit(2)
         # Raised in a dataloader worker, the message carries the worker's traceback; the
         # useful part is its last line, after the exception's name.
         message = str(e).strip().splitlines()[-1]

@@ -42,7 +42,9 @@ class BackboneExportHook(Hook):
     Cycles come from the config's ``CosineRestartLR``; with any other schedule the whole run is one
     cycle. Files hold tensors and plain types only (they load with ``weights_only=True``) and are
     written atomically. When validation runs right at the end of a cycle, the files are rewritten
-    with its metrics in ``meta['val']``.
+    with its metrics in ``meta['val']``; ``meta['finished']`` is set once the last cycle's files
+    have them (or the run has no validation). A run resumed after its last iteration but before
+    its final validation ended runs that validation.
     """
 
     priority = 'LOW'  # after the teacher hook, so the exported cycle number is settled
@@ -57,6 +59,9 @@ class BackboneExportHook(Hook):
             self.boundaries = cycle_boundaries(runner)
         except ValueError:
             self.boundaries = [0, runner.max_iters]
+        loop = runner.train_loop
+        self.validates = runner.val_loop is not None and getattr(
+            loop, 'val_begin', 1) <= getattr(loop, 'max_epochs', loop.max_iters)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         done = runner.iter + 1
@@ -69,8 +74,18 @@ class BackboneExportHook(Hook):
                          val={k: float(v) for k, v in metrics.items()})
 
     def after_train(self, runner) -> None:
-        if self.last is None or self.last[1] != runner.iter:
-            self._export(runner, len(self.boundaries) - 1, runner.iter, val=None)
+        """A run stopped before its end (a time-limit signal) keeps its last cycle's export; one
+        resumed after its last iteration exports (and validates) now."""
+        if runner.iter != runner.max_iters or (self.last and self.last[1] == runner.iter):
+            return
+        cycle = len(self.boundaries) - 1
+        if self.validates:
+            # its final validation may not have ended before it was stopped
+            runner.logger.info('resumed at the end of training: running its final validation')
+            self.last = (cycle, runner.iter)
+            runner.val_loop.run()  # exports again, with the metrics (after_val_epoch)
+        else:
+            self._export(runner, cycle, runner.iter, val=None)
 
     def _export(self, runner, cycle: int, iteration: int, val: Optional[Dict[str, float]]):
         self.last = (cycle, iteration)
@@ -78,8 +93,11 @@ class BackboneExportHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         meta = backbone_meta(model)
-        meta.update(cycle=cycle, num_cycles=len(self.boundaries) - 1, iter=iteration,
+        num_cycles = len(self.boundaries) - 1
+        meta.update(cycle=cycle, num_cycles=num_cycles, iter=iteration,
                     epoch=round(iteration / len(runner.train_dataloader), 3), val=val,
+                    finished=(cycle == num_cycles and iteration == runner.max_iters
+                              and (val is not None or not self.validates)),
                     config=osp.basename(runner.cfg.filename or ''),
                     seed=runner.seed, experiment=runner.experiment_name,
                     teacher=runner.message_hub.get_info('file_teacher'),

@@ -5,7 +5,8 @@ from mmengine.runner import Runner
 
 from .cli import load_config, start_run
 from .datasets.checks import check_classification_data
-from .distill.file_teacher import FileTeacherHook
+from .distill.file_teacher import (FileTeacherHook, check_fixed_teacher_config,
+                                   load_teacher_config)
 from .errors import UserError
 
 
@@ -18,22 +19,22 @@ def add_teacher_args(parser) -> None:
                         help="the teacher's model config (default: the student's config)")
 
 
-def pretrain(args, cfg_updates: Optional[dict] = None) -> Runner:
+def pretrain(args, cfg_updates: Optional[dict] = None) -> Optional[Runner]:
     """Check everything, then train; ``cfg_updates`` are set on the config (born-again's
-    generation number). Returns the Runner after training."""
+    generation number). Returns the Runner after training (None: resumed a finished run)."""
     cfg = load_config(args)
     if cfg_updates:
         cfg.merge_from_dict(cfg_updates)
     check_classification_data(cfg)
     teacher = None
     if args.teacher:
-        if any(h.get('type') == 'SnapshotTeacherHook' for h in cfg.custom_hooks):
-            raise UserError(f'--teacher: {args.config} has its own teacher (SnapshotTeacherHook); '
-                            'a fixed teacher needs a config without it (e.g. *_ban_*)')
-        teacher = FileTeacherHook(args.teacher, args.teacher_config or args.config)
+        check_fixed_teacher_config(cfg, args.config)
+        teacher_cfg = load_teacher_config(args.teacher_config) if args.teacher_config else cfg
+        teacher = FileTeacherHook(args.teacher, teacher_cfg)
     elif args.teacher_config:
         raise UserError('--teacher-config without --teacher')
-    start_run(cfg, args, 'pretrain', teacher=teacher.record() if teacher else None)
+    if not start_run(cfg, args, 'pretrain', teacher=teacher.record() if teacher else None):
+        return None
     runner = Runner.from_cfg(cfg)
     if teacher is not None:
         runner.register_hook(teacher)

@@ -5,15 +5,14 @@ continue the other run. So the default work dir spells out what makes a run dist
 transfer the backbone's name and hash; the seed when given), and every run records its identity
 in ``WORK_DIR/run.json``; a later run whose identity differs is refused before it writes anything.
 """
-import fcntl
 import json
 import os
 import os.path as osp
-import socket
 from typing import Optional
 
 from .errors import UserError
 from .io import atomic_write_json, safe_torch_load
+from .lock import lock
 
 RECORD = 'run.json'
 
@@ -40,14 +39,17 @@ def default_work_dir(config: str, seed: Optional[int], backbone: Optional[str] =
 
 
 def identity(kind: str, config: str, seed: Optional[int], config_hash: str,
-             backbone: Optional[dict] = None, teacher: Optional[dict] = None) -> dict:
+             backbone: Optional[dict] = None, teacher: Optional[dict] = None,
+             batch: Optional[dict] = None) -> dict:
     """What makes a run distinct: its kind, config file and what it resolved to (after
-    ``--cfg-options`` and the like: :func:`~sd_transfer.setting.config_hash`), seed, and the
-    weights it starts from (a transfer's backbone file) or learns from (a fixed teacher file)."""
+    ``--cfg-options`` and the like: :func:`~sd_transfer.setting.config_hash`), seed, the
+    weights it starts from (a transfer's backbone file) or learns from (a fixed teacher file),
+    and its batch (``world_size``, ``batch_per_process``, ``total_batch``)."""
     record = dict(kind=kind, config=osp.realpath(config), config_hash=config_hash, seed=seed)
     for key, weights in (('backbone', backbone), ('teacher', teacher)):
         if weights is not None:
             record[key] = dict(path=osp.realpath(weights['path']), sha256=weights['sha256'])
+    record.update(batch or {})
     return record
 
 
@@ -60,61 +62,50 @@ def _describe(record: dict) -> str:
     return text + f", seed {record.get('seed')}"
 
 
-def claim(work_dir: str, record: dict, resume: bool) -> dict:
-    """Refuse ``work_dir`` if another run recorded itself there; else record this one.
+def _batch(record: dict) -> str:
+    return (f"a total batch of {record['total_batch']} ({record.get('world_size')} process(es) "
+            f"x {record.get('batch_per_process')})")
+
+
+def check(work_dir: str, record: dict, resume: bool) -> dict:
+    """Refuse ``work_dir`` if another run recorded itself there; return this run's record.
 
     Resuming without ``--seed`` continues with the recorded seed (mmengine restores it from the
-    checkpoint), so a missing seed then matches. Returns the record written.
+    checkpoint), so a missing seed then matches. Writes nothing.
     """
     path = osp.join(work_dir, RECORD)
-    if osp.isfile(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f'{path}: unreadable run record ({e}); remove it or choose another '
-                            '--work-dir') from e
-        mine = dict(record)
-        if resume and mine.get('seed') is None:
-            mine['seed'] = old.get('seed')
-        keys = ('kind', 'config', 'config_hash', 'seed', 'backbone', 'teacher')
-        if any(_comparable(old.get(k)) != _comparable(mine.get(k)) for k in keys):
-            verb = 'resume' if resume else 'reuse'
-            raise UserError(f'cannot {verb} {work_dir}: it holds the {_describe(old)}; this run '
-                            f'is the {_describe(mine)} (choose another --work-dir, or leave it '
-                            'out for a distinct default)')
-        record = mine
-    os.makedirs(work_dir, exist_ok=True)
-    _lock(work_dir)
-    atomic_write_json(record, path)
-    return record
-
-
-_LOCKS = {}  # work dir -> open lock file, held until this process ends
-
-
-def _lock(work_dir: str) -> None:
-    """One run at a time in a work dir (a study resubmitted while its jobs still run, say).
-
-    The first process of a run (rank 0) holds an exclusive lock on ``WORK_DIR/.lock`` for as
-    long as it lives; the lock goes with the process, also when it is killed.
-    """
-    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
-    if rank != '0' or work_dir in _LOCKS:
-        return
-    handle = open(osp.join(work_dir, '.lock'), 'a+')
+    if not osp.isfile(path):
+        return record
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or 'another process'
-        handle.close()
-        raise UserError(f'{work_dir} is in use by a run that is still going ({holder}); wait '
-                        'for it or choose another --work-dir') from None
-    handle.truncate(0)
-    handle.write(f'pid {os.getpid()} on {socket.gethostname()}\n')
-    handle.flush()
-    _LOCKS[work_dir] = handle
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f'{path}: unreadable run record ({e}); remove it or choose another '
+                        '--work-dir') from e
+    mine = dict(record)
+    if resume and mine.get('seed') is None:
+        mine['seed'] = old.get('seed')
+    verb = 'resume' if resume else 'reuse'
+    keys = ('kind', 'config', 'config_hash', 'seed', 'backbone', 'teacher')
+    if any(_comparable(old.get(k)) != _comparable(mine.get(k)) for k in keys):
+        raise UserError(f'cannot {verb} {work_dir}: it holds the {_describe(old)}; this run '
+                        f'is the {_describe(mine)} (choose another --work-dir, or leave it '
+                        'out for a distinct default)')
+    if old.get('total_batch') not in (None, mine.get('total_batch')):
+        # with another total batch the lr, the schedule in iterations and the epochs differ
+        raise UserError(f'cannot {verb} {work_dir}: its run trains with {_batch(old)}, this one '
+                        f"with {_batch(mine)}; run it with {old.get('world_size')} process(es) "
+                        'to continue it, or choose another --work-dir')
+    return mine
+
+
+def claim(work_dir: str, record: dict, resume: bool) -> dict:
+    """:func:`check`, then lock ``work_dir`` for this process and record this run there."""
+    record = check(work_dir, record, resume)
+    os.makedirs(work_dir, exist_ok=True)
+    lock(work_dir)
+    atomic_write_json(record, osp.join(work_dir, RECORD))
+    return record
 
 
 def _comparable(value):
@@ -124,10 +115,35 @@ def _comparable(value):
     return value
 
 
+def finished(meta: dict) -> bool:
+    """Whether a backbone's meta says its run finished: the last cycle completed, at the
+    loop's last iteration, and its final validation recorded (or the run had none)."""
+    if 'finished' in meta:
+        return bool(meta['finished'])
+    return meta.get('cycle') == meta.get('num_cycles')  # written before runs recorded it
+
+
 def finished_pretraining(work_dir: str) -> Optional[dict]:
     """The final backbone's meta if the pretraining run in ``work_dir`` finished, else None."""
     path = osp.join(work_dir, 'backbone.pth')
     if not osp.isfile(path):
         return None
     meta = safe_torch_load(path, map_location='meta').get('meta') or {}
-    return meta if meta.get('cycle') == meta.get('num_cycles') else None
+    return meta if finished(meta) else None
+
+
+def finished_run(kind: str, work_dir: str) -> Optional[str]:
+    """How a finished run in ``work_dir`` ended, in words, or None if it did not finish."""
+    if kind == 'pretrain':
+        meta = finished_pretraining(work_dir)
+        if meta is None:
+            return None
+        top1 = (meta.get('val') or {}).get('accuracy/top1')
+        return (f"cycle {meta['cycle']} of {meta['num_cycles']}, iteration {meta['iter']}"
+                + ('' if top1 is None else f', val top-1 {top1:.2f}'))
+    path = osp.join(work_dir, 'metrics.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        headline = json.load(f).get('headline') or {}
+    return f"{headline.get('name')} = {headline.get('value')}"

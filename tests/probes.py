@@ -31,11 +31,24 @@ class SDProbeHook(Hook):
                         teacher_training=[])
         self.hooked = set()
         self.iter = None
-        # Simulated pre-emption: SIGKILL this process at the start of the given iteration.
+        # Simulated pre-emption: SIGKILL this process at the start of the given iteration, or
+        # as the final validation starts.
         self.kill_at = int(os.environ.get('SD_PROBE_KILL_AT_ITER', -1))
+        self.kill_at_final_val = os.environ.get('SD_PROBE_KILL_AT_FINAL_VAL') == '1'
 
     def before_train(self, runner):
         self.rec['first_iter'] = runner.iter
+
+    def before_val_epoch(self, runner):
+        if self.kill_at_final_val and runner.epoch == runner.max_epochs:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        # Simulated bad read on one node: that rank loads other weights than the others.
+        if str(get_rank()) == os.environ.get('SD_PROBE_PERTURB_RANK'):
+            state = checkpoint['state_dict']
+            key = next(k for k, v in state.items() if v.is_floating_point())
+            state[key] = state[key] + 1
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         if runner.iter == self.kill_at:
@@ -74,12 +87,15 @@ class SDProbeHook(Hook):
             json.dump(self.rec, f)
 
 
-
 @HOOKS.register_module()
 class NaNInjectionHook(Hook):
-    """Simulated divergence: poison one weight with NaN at ``SD_PROBE_NAN_AT_ITER``."""
+    """Simulated divergence: poison one weight with NaN at ``SD_PROBE_NAN_AT_ITER``, on the rank
+    ``SD_PROBE_NAN_RANK`` only if set (an fp16 overflow on one GPU)."""
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
+        rank = os.environ.get('SD_PROBE_NAN_RANK')
+        if rank is not None and str(get_rank()) != rank:
+            return
         if runner.iter == int(os.environ.get('SD_PROBE_NAN_AT_ITER', -1)):
             model = runner.model.module if is_model_wrapper(runner.model) else runner.model
             with torch.no_grad():

@@ -131,6 +131,16 @@ def test_teacher_from_file_is_verified(teacher_file, tiny_imagenet, tmp_path):
     assert not (tmp_path / 'w').exists()
 
 
+@pytest.mark.parametrize('config, needle', [
+    ('configs/pretrain/tiny/resnet18_sd_tiny.py', 'has its own teacher'),
+    ('configs/pretrain/tiny/resnet18_cyclic_tiny.py', 'not ImageClassifier')])
+def test_born_again_refuses_a_config_before_generation_1(tiny_imagenet, tmp_path, config, needle):
+    """What generation 2 would refuse is refused before generation 1 trains for days."""
+    proc = run_tool('tools/born_again.py', config, '--generations', '2', '--work-dir',
+                    str(tmp_path), '--data-root', tiny_imagenet, check=False)
+    _fails(proc, needle)
+    assert not list(tmp_path.iterdir())
+
 
 def test_born_again_generations_resume_generation_by_generation(tiny_imagenet, tmp_path):
     def born_again(generations, kill_at=None):
@@ -158,6 +168,8 @@ def test_born_again_generations_resume_generation_by_generation(tiny_imagenet, t
     assert summary['total_cost']['images'] == gen1['cost']['images'] + gen2['cost']['images']
     meta = torch.load(tmp_path / 'gen2/backbone.pth', weights_only=True)['meta']
     assert meta['generation'] == 2
+    # generation k has the seed seed + k - 1: a student does not start from its teacher's init
+    assert (gen1['seed'], gen2['seed'], meta['seed']) == (0, 1, 1)
     assert meta['teacher']['path'] == str(tmp_path / 'gen1' / 'epoch_2.pth')
     rec = _probe(tmp_path / 'gen2')  # the resumed part: taught at every iteration
     assert rec['kd_iters'] == list(range(rec['first_iter'], rec['iters']))

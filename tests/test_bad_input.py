@@ -12,7 +12,8 @@ import torch
 from conftest import REPO, Exploit, run_tool
 
 CONFIG = 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'
-ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1']
+ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1', 'param_scheduler.periods=[1]',
+             'param_scheduler.restart_weights=[1]']
 
 
 def _fails_cleanly(proc, *needles):
@@ -98,7 +99,8 @@ def test_cfg_options_typo_is_refused(tiny_imagenet, tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_imagenet, tmp_path):
     proc = _pretrain('tests/configs/resnet18_cyclic_tiny_nan.py', tiny_imagenet, tmp_path,
-                     '--cfg-options', 'train_cfg.max_epochs=2',
+                     '--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
+                     'param_scheduler.restart_weights=[1,1]',
                      env={'PYTHONPATH': 'tests', 'SD_PROBE_NAN_AT_ITER': '24'})
     _fails_cleanly(proc, 'non-finite loss at iteration 25', 'loss=nan')
     assert (tmp_path / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')

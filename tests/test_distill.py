@@ -164,7 +164,8 @@ def test_cycle_one_of_sd_is_the_cyclic_baseline(sd_run, tiny_imagenet, tmp_path)
     work_dir, _ = sd_run
     run_tool('tools/pretrain.py', 'configs/pretrain/tiny/resnet18_cyclic_tiny.py', '--work-dir',
              str(tmp_path), '--data-root', tiny_imagenet, '--seed', '0',
-             '--cfg-options', 'train_cfg.max_epochs=2')
+             '--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[2]',
+             'param_scheduler.restart_weights=[1]')
     sd = torch.load(work_dir / 'backbone_cycle1.pth', weights_only=True)
     cyclic = torch.load(tmp_path / 'backbone_cycle1.pth', weights_only=True)
     assert sd['meta']['iter'] == cyclic['meta']['iter']

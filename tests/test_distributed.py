@@ -21,11 +21,14 @@ def test_two_process_sd_run_agrees_across_ranks(tiny_imagenet, tmp_path):
             ranks.append(json.load(f))
     per_rank_iters = ranks[0]['iters']
     assert per_rank_iters == ranks[1]['iters'] > 0
-    # One swap, at the start of cycle 2, on both ranks; identical weights at the end. (BN running
-    # statistics stay per rank, as in any mmengine DDP run with broadcast_buffers=False.)
+    # One swap, at the start of cycle 2, on both ranks; identical weights at the end.
     assert ranks[0]['kd_iters'] == ranks[1]['kd_iters'] == list(
         range(per_rank_iters // 2, per_rank_iters))
     assert ranks[0]['student_param_digest'] == ranks[1]['student_param_digest']
+    # BN running statistics stay per rank (mmengine's DDP: broadcast_buffers=False), but the
+    # swap takes rank 0's: one teacher, BN buffers included, on every rank
+    assert ranks[0]['teacher_digest'][-1] is not None
+    assert ranks[0]['teacher_digest'] == ranks[1]['teacher_digest']
     assert (tmp_path / 'backbone.pth').is_file()
     assert 'Grad strides do not match bucket view strides' not in proc.stderr
     assert 'channels_last: model converted' in proc.stdout  # rank 0 logs

@@ -10,7 +10,8 @@ from PIL import Image
 from sd_transfer.datasets.loading import SKIP_LOG, image_problem, read_skipped
 
 CONFIG = 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'
-ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1']
+ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1', 'param_scheduler.periods=[1]',
+             'param_scheduler.restart_weights=[1]']
 
 
 def _picture(mode='RGB', size=(48, 40)):

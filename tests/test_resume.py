@@ -1,9 +1,11 @@
 """Pre-emption: a run killed with SIGKILL mid-cycle and resumed equals the uninterrupted run."""
 import json
-import shutil
+import os
+import subprocess
+import sys
 
 import torch
-from conftest import run_tool
+from conftest import REPO, run_tool
 
 PROBE_CONFIG = 'tests/configs/resnet18_sd_tiny_probe.py'
 # 4 cycles of 1 epoch; one DataLoader worker re-created per epoch, so data order and
@@ -13,13 +15,27 @@ SHORT = ['--cfg-options', 'param_scheduler.periods=[1,1,1,1]',
          'train_dataloader.persistent_workers=False']
 
 
-def _pretrain(data_root, work_dir, *extra, kill_at=None, check=True):
-    env = {'PYTHONPATH': 'tests'}
-    if kill_at is not None:
-        env['SD_PROBE_KILL_AT_ITER'] = str(kill_at)
-    return run_tool('tools/pretrain.py', PROBE_CONFIG, '--work-dir', str(work_dir),
-                    '--data-root', data_root, '--seed', '0', '--deterministic', *SHORT, *extra,
-                    env=env, check=check)
+def _args(data_root, work_dir, *extra):
+    return ['tools/pretrain.py', PROBE_CONFIG, '--work-dir', str(work_dir), '--data-root',
+            data_root, '--seed', '0', '--deterministic', *SHORT, *extra]
+
+
+def _pretrain(data_root, work_dir, *extra, check=True):
+    return run_tool(*_args(data_root, work_dir, *extra), env={'PYTHONPATH': 'tests'},
+                    check=check)
+
+
+def _killed(data_root, work_dir, kill_at):
+    """Run until SIGKILL at ``kill_at``; return as soon as the main process is gone (its loader
+    workers may still live: a scheduler or shell loop retries at once, so does this)."""
+    log = work_dir.parent / f'{work_dir.name}.stderr'
+    with open(log, 'w') as stderr:
+        proc = subprocess.Popen([sys.executable, *_args(data_root, work_dir)], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=stderr,
+                                env=dict(os.environ, PYTHONPATH='tests',
+                                         SD_PROBE_KILL_AT_ITER=str(kill_at)))
+        proc.wait()
+    return proc.returncode, log.read_text()
 
 
 def _probe(work_dir):
@@ -34,10 +50,10 @@ def test_sigkill_mid_cycle_then_resume_is_exact(tiny_imagenet, tmp_path):
     epoch = ref['iters'] // 4
     kill_at = 2 * epoch + epoch // 2  # middle of cycle 3, after the epoch-2 checkpoint
 
-    proc = _pretrain(tiny_imagenet, cut, kill_at=kill_at, check=False)
-    assert proc.returncode == -9, proc.stderr[-2000:]
+    code, stderr = _killed(tiny_imagenet, cut, kill_at)
+    assert code == -9, stderr[-2000:]
     assert not (cut / 'probe_rank0.json').exists()
-    _pretrain(tiny_imagenet, cut, '--resume')
+    _pretrain(tiny_imagenet, cut, '--resume')  # at once: the lock went with the main process
     got = _probe(cut)
 
     assert got['first_iter'] == 2 * epoch
@@ -52,12 +68,13 @@ def test_sigkill_mid_cycle_then_resume_is_exact(tiny_imagenet, tmp_path):
 
 
 def test_resume_falls_back_when_newest_checkpoint_is_truncated(tiny_imagenet, tmp_path):
-    two_epochs = ['--cfg-options', 'train_cfg.max_epochs=2']
-    _pretrain(tiny_imagenet, tmp_path, *two_epochs)
+    epoch = 19  # iterations: 600 images in batches of 32
+    code, stderr = _killed(tiny_imagenet, tmp_path, kill_at=2 * epoch)  # after epoch_2.pth
+    assert code == -9, stderr[-2000:]
     newest = tmp_path / 'epoch_2.pth'
     with open(newest, 'r+b') as f:
         f.truncate(newest.stat().st_size // 3)
-    proc = _pretrain(tiny_imagenet, tmp_path, '--resume', *two_epochs)
+    proc = _pretrain(tiny_imagenet, tmp_path, '--resume')
     assert f'cannot resume from {newest}' in proc.stdout + proc.stderr
     rec = _probe(tmp_path)
-    assert rec['first_iter'] == rec['iters'] // 2  # resumed from epoch_1.pth
+    assert rec['first_iter'] == epoch == rec['iters'] // 4  # resumed from epoch_1.pth

@@ -70,7 +70,8 @@ def test_baseline_and_sd_transfers_land_apart_and_resume_their_own(backbones, ti
 
 
 def test_seed_sweep_lands_apart_and_reuse_with_another_seed_is_refused(tiny_imagenet, tmp_path):
-    one_epoch = ['--cfg-options', 'train_cfg.max_epochs=1']
+    one_epoch = ['--cfg-options', 'train_cfg.max_epochs=1', 'param_scheduler.periods=[1]',
+                 'param_scheduler.restart_weights=[1]']
     proc = tool(tmp_path, 'pretrain.py', PRETRAIN, '--data-root', tiny_imagenet, '--seed', '3',
                 *one_epoch)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -110,7 +111,7 @@ def test_one_run_at_a_time_in_a_work_dir(tiny_imagenet, tmp_path):
     busy = tmp_path / 'busy'
     busy.mkdir()
     holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from sd_transfer import '
-                               f'run_dir; run_dir._lock({str(busy)!r}); print("locked", '
+                               f'lock; lock.lock({str(busy)!r}); print("locked", '
                                'flush=True); time.sleep(60)'], cwd=REPO, stdout=subprocess.PIPE,
                               text=True)
     try:

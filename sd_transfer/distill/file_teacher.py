@@ -1,7 +1,7 @@
 """A fixed teacher read from a file: born-again generations and distillation from a bigger model.
 
-The teacher is an mmpretrain classifier built from its own config (the student's unless told
-otherwise, e.g. ResNet-101 teaching ResNet-50), its weights read with ``weights_only=True`` and
+The teacher is an mmpretrain classifier built from its own config (the student's, as resolved
+after ``--cfg-options``, unless told otherwise, e.g. ResNet-101 teaching ResNet-50), its weights read with ``weights_only=True`` and
 checked key by key against that model, as transfer backbones are. It teaches every iteration,
 is never trained, and is not saved again in every checkpoint: its path and sha256 are, and a
 resumed run refuses a teacher file whose content changed. Its val metrics are logged once, as
@@ -44,12 +44,9 @@ def classifier_state_dict(path: str) -> dict:
     return state
 
 
-def build_teacher(path: str, config: str) -> torch.nn.Module:
-    """The classifier of ``config`` with the weights of ``path``, verified, frozen, in eval mode."""
-    from ..transfer.backbone import check_state_dict
-    if not osp.isfile(config):
-        raise UserError(f'--teacher-config: {config}: config file not found')
-    cfg = Config.fromfile(config)
+def teacher_model(cfg: Config) -> torch.nn.Module:
+    """The classifier of ``cfg`` (a resolved config) as a teacher: no distillation loss, no
+    initialisation from files, frozen, in eval mode; weights still to be loaded."""
     model_cfg = copy.deepcopy(cfg.model)
     # mmpretrain recipes set the normalisation at top level; the Runner merges it in, so do we
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
@@ -60,33 +57,53 @@ def build_teacher(path: str, config: str) -> torch.nn.Module:
         model_cfg.type = 'ImageClassifier'
         for key in DISTILLER_ONLY:
             model_cfg.pop(key, None)
-    teacher = MODELS.build(model_cfg)
+    return MODELS.build(model_cfg).eval().requires_grad_(False)
+
+
+def check_fixed_teacher_config(cfg: Config, config: str) -> None:
+    """A fixed teacher needs a distillation model without a teacher of its own."""
+    if cfg.model.get('type') != 'SnapshotDistiller':
+        raise UserError(f'--teacher needs a distillation config (model type SnapshotDistiller), '
+                        f"not {cfg.model.get('type')} ({config})")
+    if any(h.get('type') == 'SnapshotTeacherHook' for h in cfg.get('custom_hooks') or []):
+        raise UserError(f'--teacher: {config} has its own teacher (SnapshotTeacherHook); '
+                        'a fixed teacher needs a config without it (e.g. *_ban_*)')
+
+
+def build_teacher(path: str, cfg: Config) -> torch.nn.Module:
+    """The classifier of ``cfg`` with the weights of ``path``, verified, frozen, in eval mode."""
+    from ..transfer.backbone import check_state_dict
+    teacher = teacher_model(cfg)
     state = classifier_state_dict(path)
-    check_state_dict(state, teacher, path, f'the teacher model of {config}')
+    check_state_dict(state, teacher, path, f'the teacher model of {cfg.filename}')
     teacher.load_state_dict(state)
-    return teacher.eval().requires_grad_(False)
+    return teacher
+
+
+def load_teacher_config(config: str) -> Config:
+    if not osp.isfile(config):
+        raise UserError(f'--teacher-config: {config}: config file not found')
+    return Config.fromfile(config)
 
 
 @HOOKS.register_module()
 class FileTeacherHook(Hook):
-    """Set the teacher read from ``checkpoint`` (model of ``config``) for the whole run."""
+    """Set the teacher read from ``checkpoint`` (the model of the resolved config ``cfg``) for
+    the whole run."""
 
     priority = 'NORMAL'
 
-    def __init__(self, checkpoint: str, config: str):
+    def __init__(self, checkpoint: str, cfg: Config):
         self.checkpoint = osp.abspath(checkpoint)
-        self.config = osp.abspath(config)
+        self.config = osp.abspath(cfg.filename)
         self.sha256 = file_sha256(self.checkpoint)
-        self.teacher = build_teacher(self.checkpoint, self.config)
+        self.teacher = build_teacher(self.checkpoint, cfg)
 
     def record(self) -> dict:
         return dict(path=self.checkpoint, sha256=self.sha256, config=self.config)
 
     def before_run(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not isinstance(model, SnapshotDistiller):
-            raise UserError(f'--teacher needs a distillation config (model type '
-                            f'SnapshotDistiller), not {type(model).__name__}')
         self.teacher.to(next(model.parameters()).device)
         model.set_teacher(self.teacher)
         runner.message_hub.update_info('file_teacher', self.record())

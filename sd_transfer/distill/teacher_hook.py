@@ -2,6 +2,7 @@
 import copy
 from typing import Dict, Optional
 
+from mmengine.dist import broadcast, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -68,6 +69,11 @@ class SnapshotTeacherHook(Hook):
         self.last_val_iter = runner.iter
 
     def _snapshot(self, runner, cycle: int) -> None:
+        # BN running statistics stay per rank in DDP (broadcast_buffers=False): rank 0's go to
+        # every rank first, so all ranks distil from one teacher, the one a checkpoint saves.
+        if get_world_size() > 1:
+            for buffer in self.student.buffers():
+                broadcast(buffer, src=0)
         if self.teacher is None:
             self.teacher = self._new_teacher()
         self.teacher.load_state_dict(self.student.state_dict())

@@ -89,7 +89,8 @@ class BackboneProvenanceHook(Hook):
 def finetune(task: str, args) -> dict:
     """Verify ``args.backbone``, fine-tune ``args.config`` from it, test, write metrics.json.
 
-    Returns the metrics record (None on ranks other than the first).
+    Returns the metrics record (None on ranks other than the first, or when ``--resume`` found
+    the run finished).
     """
     state, meta = read_backbone(args.backbone)
     sha256 = file_sha256(args.backbone)
@@ -98,7 +99,8 @@ def finetune(task: str, args) -> dict:
     count = verify_backbone(state, meta, cfg.model.backbone, task, args.backbone)
     backbone = dict(path=osp.abspath(args.backbone), sha256=sha256, tensors=count,
                     meta=_plain(meta))
-    start_run(cfg, args, task, backbone)
+    if not start_run(cfg, args, task, backbone):
+        return None
     # Train from a copy of exactly what was verified. Every rank writes its own (identical, atomic)
     # copy: work dirs need not be shared between nodes.
     init_file = osp.join(osp.abspath(cfg.work_dir), 'backbone_init.pth')
