@@ -31,6 +31,8 @@ _NOT_THE_SETTING = ('PlainCheckpointHook', 'FiniteLossHook', 'RunInfoHook', 'Cos
 
 
 def _strip(node):
+    if isinstance(node, dict) and node.get('type') == 'WithoutBadImages':  # --skip-bad-images
+        return _strip(node['dataset'])
     if isinstance(node, dict):
         return {k: _strip(v) for k, v in node.items()
                 if not (k in _WHERE and isinstance(v, (str, bool))) and k not in _SPEED}

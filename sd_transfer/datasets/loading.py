@@ -10,8 +10,8 @@ ImageNet) all load.
 With ``--skip-bad-images`` a broken training image is skipped (mmengine draws another sample)
 and listed in ``WORK_DIR/skipped_images.txt``; validation and test sets cannot skip inside the
 loop (mmengine requires every test sample, and dropping one on one rank would misalign the
-results gathered from all ranks), so their broken files are found before the run starts and left
-out of the dataset. :class:`SkippedImagesHook` logs the counts.
+results gathered from all ranks), so their broken files are found by the first process when the
+dataset is built and left out of it on every rank. :class:`SkippedImagesHook` logs the counts.
 """
 import os
 import os.path as osp
@@ -22,7 +22,8 @@ import mmcv
 from mmengine import fileio
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import DATASETS, HOOKS, TRANSFORMS, init_default_scope
+from mmengine.dist import broadcast_object_list, is_main_process
+from mmengine.registry import DATASETS, HOOKS, TRANSFORMS
 from mmcv.transforms import LoadImageFromFile
 
 from ..errors import UserError
@@ -159,33 +160,47 @@ def _file_problem(path: str):
 
 
 def exclude_bad_eval_images(cfg, log_file: str, loaders):
-    """Leave broken images out of the val/test ``loaders``' datasets (via mmengine's ``indices``).
+    """Leave broken images out of the val/test ``loaders``' datasets, as the first process finds.
 
-    Reads every listed image once (not decoded: structure only) before the run starts; a file
-    that passes this but still cannot be decoded stops the run with its name. A dataset that
-    two loaders share (test = val in most recipes) is read once.
+    Each dataset is wrapped in :func:`without_bad_images`, so the images are checked when the
+    Runner builds the dataset: by then the process group exists for every launcher (on GPU
+    mmengine creates it in ``Runner.__init__``), and all ranks can take the first one's list.
     """
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    done = {}  # dataset config -> indices to keep (None: all)
+    leaves = {}
     for loader in loaders:
         loader_cfg = cfg.get(loader)
-        if not loader_cfg or not loader_cfg.get('dataset'):
-            continue
-        for node in _leaf_datasets(loader_cfg['dataset']):
-            key = repr(node)
-            if key not in done:
-                done[key] = _good_indices(node, loader, log_file)
-            if done[key] is not None:
-                node['indices'] = done[key]
+        if loader_cfg and loader_cfg.get('dataset'):
+            for node in _leaf_datasets(loader_cfg['dataset']):
+                leaves.setdefault(id(node), (node, loader))
+    for node, loader in leaves.values():
+        inner = dict(node)
+        node.clear()
+        node.update(type='WithoutBadImages', dataset=inner, loader=loader, log_file=log_file)
 
 
-def _good_indices(node, loader: str, log_file: str):
-    dataset = DATASETS.build(node)
+@DATASETS.register_module(name='WithoutBadImages')
+def without_bad_images(dataset: dict, loader: str, log_file: str):
+    """``dataset`` built, without the images the first process found broken.
+
+    Every rank must evaluate the same images: mmengine gathers the ranks' results by position,
+    so a rank that left out another image (a transient read error on one node) would make the
+    metric count some images twice. Reads every image once (not decoded: structure only); a
+    file that passes this but still cannot be decoded stops the run with its name.
+    """
+    built = DATASETS.build(dataset)
+    keep = [_good_indices(built, loader, log_file) if is_main_process() else None]
+    broadcast_object_list(keep)
+    if keep[0] is not None:
+        built.get_subset_(keep[0])
+    return built
+
+
+def _good_indices(dataset, loader: str, log_file: str):
     paths = [dataset.get_data_info(i).get('img_path') for i in range(len(dataset))]
     if not all(paths):
         return None  # images held in memory (CIFAR): nothing to read
     print_log(f'--skip-bad-images: checking the {len(paths)} images of {loader} '
-              f'({node.get("type")})', logger='current')
+              f'({type(dataset).__name__})', logger='current')
     with ThreadPoolExecutor(8) as pool:
         problems = list(pool.map(_file_problem, paths))
     bad = [(path, why) for path, why in zip(paths, problems) if why]
