@@ -105,6 +105,7 @@ class BackboneExportHook(Hook):
                     schedule=dict(boundaries=self.boundaries, max_iters=runner.max_iters),
                     setting=runner.message_hub.get_info('setting'),
                     env=runner.message_hub.get_info('env'),
+                    data=runner.message_hub.get_info('data'),
                     cost=runner.message_hub.get_info('cost'))
         checkpoint = dict(state_dict=backbone_state_dict(model), meta=meta)
         os.makedirs(self.out_dir, exist_ok=True)

@@ -170,8 +170,13 @@ def test_evaluate_reproduces_metrics(runs, evaluations, task):
     trained, evaluated = runs[task]['metrics'], evaluations[task]
     assert evaluated['headline'] == pytest.approx(trained['headline'])
     assert evaluated['metrics'] == pytest.approx(trained['metrics'])
-    for key in ('task', 'config', 'backbone', 'checkpoint', 'iterations', 'seed'):
+    for key in ('task', 'config', 'backbone', 'checkpoint', 'iterations', 'seed', 'setting',
+                'test_setting', 'test_data'):
         assert evaluated[key] == trained[key], key
+    assert trained['setting']['config_hash'] and trained['test_data']['ann_sha256']
+    # the re-test records where it ran: this process's environment, not the training's
+    assert evaluated['env']['command'].startswith('tools/evaluate.py')
+    assert trained['env']['command'].startswith('tools/transfer.py')
 
 
 def run_cli(tool, argv, monkeypatch, capsys):

@@ -2,9 +2,10 @@
 publish what the run actually runs (``setting``) and where (``env``) for its outputs' meta."""
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from ..errors import UserError
-from ..setting import config_hash, environment
+from ..setting import batch_note, config_hash, data_identity, environment
 from .amp import amp_settings
 
 
@@ -55,13 +56,17 @@ class RunInfoHook(Hook):
 
     def before_train(self, runner) -> None:
         batch = effective_batch(runner)
-        runner.message_hub.update_info('setting', dict(
-            config_hash=config_hash(runner.cfg), total_batch=batch, world_size=runner.world_size))
-        runner.message_hub.update_info('env', environment(runner.world_size))
-        groups = runner.optim_wrapper.optimizer.param_groups
-        lrs = sorted({g.get('initial_lr', g['lr']) for g in groups})
         scale = runner.cfg.get('auto_scale_lr') or {}
         base = scale.get('base_batch_size')
+        setting = dict(config_hash=config_hash(runner.cfg), total_batch=batch,
+                       world_size=runner.world_size, precision=self.precision, base_batch=base,
+                       by_epoch=not isinstance(runner.train_loop, IterBasedTrainLoop))
+        runner.message_hub.update_info('setting', setting)
+        runner.message_hub.update_info('env', environment(runner.world_size))
+        if runner.val_loop is not None:
+            runner.message_hub.update_info('data', data_identity(runner.val_loop.dataloader.dataset))
+        groups = runner.optim_wrapper.optimizer.param_groups
+        lrs = sorted({g.get('initial_lr', g['lr']) for g in groups})
         if scale.get('enable'):
             how = f'scaled by {batch}/{base} = {batch / base:g} (--auto-scale-lr)'
         elif base and base != batch:
@@ -73,3 +78,5 @@ class RunInfoHook(Hook):
             f'effective batch size {batch} ({runner.world_size} process(es) x '
             f'{per_process_batch(runner)}); lr {", ".join(f"{lr:g}" for lr in lrs)}, '
             f'{how}; precision: {self.why}')
+        if batch_note(setting):
+            runner.logger.warning(f'{batch_note(setting)} (its label in the report says so)')

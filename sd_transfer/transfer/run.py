@@ -16,6 +16,7 @@ from ..datasets.checks import check_voc_detection
 from ..errors import UserError
 from ..io import atomic_torch_save, atomic_write_json, file_sha256, safe_torch_load
 from ..run_dir import backbone_name
+from ..setting import data_identity, environment, evaluation_hash
 from .backbone import check_state_dict, read_backbone, verify_backbone
 from .kernel_inputs import SWAPS as KERNEL_SAFE_SWAPS
 
@@ -140,6 +141,10 @@ def evaluate(task: str, args) -> dict:
     # Runner.load_checkpoint is non-strict too: a checkpoint of another model would be tested.
     check_state_dict(checkpoint['state_dict'], model, args.checkpoint,
                      f'the model of {args.config}')
+    # what trained it (the checkpoint's message hub keeps it), and where it is tested now
+    trained = (checkpoint.get('message_hub') or {}).get('runtime_info') or {}
+    runner.message_hub.update_info('setting', trained.get('setting'))
+    runner.message_hub.update_info('env', environment(runner.world_size))
     metrics = runner.test()
     meta = checkpoint.get('meta') or {}
     return write_metrics(runner, task, args.config, metrics, backbone=meta.get('backbone'),
@@ -168,8 +173,9 @@ def write_metrics(runner, task: str, config: str, metrics: dict, backbone, check
         setting=runner.message_hub.get_info('setting'),
         env=runner.message_hub.get_info('env'),
         cost=runner.message_hub.get_info('cost'),
-        test_data=dict(data_root=getattr(dataset, 'data_root', None),
-                       ann_file=getattr(dataset, 'ann_file', None), images=len(dataset)),
+        test_data=dict(data_identity(dataset), data_root=getattr(dataset, 'data_root', None),
+                       ann_file=getattr(dataset, 'ann_file', None)),
+        test_setting=evaluation_hash(runner.cfg),
         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     )
     path = osp.join(runner.work_dir, 'metrics.json')

@@ -44,3 +44,7 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)
 ]
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_iters))
+
+# This tiny recipe's lr and iterations are set for its own batch (the full recipe: 4 x 4): a run
+# with another total batch is marked so in the report.
+auto_scale_lr = dict(base_batch_size=4)

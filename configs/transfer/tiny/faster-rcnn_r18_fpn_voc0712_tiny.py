@@ -55,3 +55,7 @@ param_scheduler = [
 default_hooks = dict(logger=dict(interval=20),
                      checkpoint=dict(by_epoch=False, interval=max_iters))
 log_processor = dict(by_epoch=False)
+
+# This tiny recipe's lr and iterations are set for its own batch (the full recipe: 8 x 2): a run
+# with another total batch is marked so in the report.
+auto_scale_lr = dict(base_batch_size=2)
