@@ -1,4 +1,5 @@
-"""Collect pretraining and transfer runs into report.md, results.csv, results.json and plots."""
+"""Collect pretraining and transfer runs into report.md, report.tex, results.csv, results.json
+and plots."""
 import csv
 import dataclasses
 import io
@@ -10,11 +11,17 @@ from typing import List, Optional, Tuple
 from ..errors import UserError
 from ..io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from . import plots
+from .cost import born_again_table
+from .latex import document
 from .runs import find_runs
-from .tables import (backbone_labels, build_rows, choose_baseline, flat_rows, markdown_tables,
-                     setting_label)
+from .tables import (backbone_labels, build_rows, choose_baseline, flat_rows, headline_tables,
+                     markdown, setting_label)
 
-__all__ = ['write_report']
+__all__ = ['write_report', 'FORMAT']
+
+# results.json's layout; 2: rows over pretraining seeds, with counts, teacher, data, test
+# config, per-run values and baseline notes; per-run provenance in 'runs'.
+FORMAT = 2
 
 
 def write_report(dirs: List[str], out_dir: str, baseline: Optional[str] = None,
@@ -30,20 +37,33 @@ def write_report(dirs: List[str], out_dir: str, baseline: Optional[str] = None,
     labels = backbone_labels({row.backbone for table in rows.values() for row in table})
     reference = choose_baseline(labels, baseline)
 
-    tables = markdown_tables(rows, labels, reference)
+    headline = headline_tables(rows, labels, reference)
+    cost = born_again_table(pretrain, rows['cls'], labels)
+    tables = []
+    for name, (table, per_class) in headline.items():
+        tables += markdown(table)
+        if name == 'cls' and cost is not None:
+            tables += markdown(cost)
+        for sub in per_class:
+            tables += markdown(sub)
     missing = _missing_section(planned, pretrain, transfer) + _incomplete_section(incomplete)
     curves = _write_plots(pretrain, labels, out_dir)
     lines = ['# SD transfer report', '',
              f"Runs in {', '.join(f'`{d}`' for d in dirs)}: {len(pretrain)} pretraining, "
              f'{len(transfer)} transfer, {len(incomplete)} incomplete or not counted.', '',
              *_environment_section(pretrain, transfer),
-             'Values in %: mean ± sample std over the n runs (seeds) of one setting '
-             '(std – for n = 1). A setting is what a run actually ran: its resolved config '
-             '(after command-line options), batch size and number of processes.', '',
+             'Values in %: mean ± sample std over the pretraining seeds of one setting, each '
+             'seed the mean of its transfer seeds (std – for one seed); n counts backbones '
+             '(pretraining seeds) × transfers of each. A setting is what a run actually ran: its '
+             'resolved config (after command-line options), batch size, number of processes, '
+             'teacher and data. Cost columns: device-hours and teacher forwards (images the '
+             'teacher saw) of the pretraining run up to that cycle, means over seeds.', '',
              reference.note, '',
              *tables, *curves, *missing, *_runs_section(pretrain, transfer, labels)]
     report = osp.join(out_dir, 'report.md')
     atomic_write_text('\n'.join(lines), report)
+    tex = [table for table, _ in headline.values()] + ([cost] if cost is not None else [])
+    atomic_write_text(document(tex, ', '.join(dirs)), osp.join(out_dir, 'report.tex'))
 
     records = flat_rows(rows, labels, reference)
     buffer = io.StringIO()
@@ -52,7 +72,8 @@ def write_report(dirs: List[str], out_dir: str, baseline: Optional[str] = None,
     writer.writeheader()
     writer.writerows(records)
     atomic_write_text(buffer.getvalue(), osp.join(out_dir, 'results.csv'))
-    atomic_write_json(dict(baseline=reference.note, rows=records,
+    atomic_write_json(dict(format=FORMAT, baseline=reference.note, rows=records,
+                           runs=_provenance(pretrain, transfer, labels),
                            incomplete=[dataclasses.asdict(i) for i in incomplete]),
                       osp.join(out_dir, 'results.json'))
     return report, '\n'.join(tables + missing)
@@ -79,20 +100,49 @@ def _write_plots(pretrain, labels, out_dir: str) -> List[str]:
     return lines + ['![validation top-1 per epoch](plots/val_top1.png)', '']
 
 
+_PACKAGES = ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg')
+_PROVENANCE = ('device', 'world_size', 'cuda', 'cudnn', 'driver', 'git_commit', 'git_dirty',
+               'command')
+
+
 def _environment_section(pretrain, transfer) -> List[str]:
-    """The package versions, devices and world sizes the runs recorded, with their counts."""
-    envs = [run.meta.get('env') for run in pretrain] + [run.env for run in transfer]
-    counts = Counter(json.dumps(env, sort_keys=True) for env in envs if env)
-    if not counts:
+    """The package versions, devices, world sizes, CUDA stacks and code versions the runs
+    recorded, with their counts (each run's own are in results.json)."""
+    envs = [env for env in [run.meta.get('env') for run in pretrain] + [run.env for run in transfer]
+            if env]
+    if not envs:
         return ['Environment: not recorded by these runs.', '']
+    machines = Counter(json.dumps({k: env.get(k) for k in (*_PACKAGES, *_PROVENANCE[:5])})
+                       for env in envs)
     lines = ['Environment of the runs:', '']
-    for text, n in counts.most_common():
+    for text, n in machines.most_common():
         env = json.loads(text)
-        packages = ', '.join(f'{k} {env[k]}' for k in
-                             ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmdet', 'mmseg') if k in env)
-        lines.append(f"- {env.get('device')}, {env.get('world_size')} process(es); {packages} "
-                     f'({n} run{"s" * (n != 1)})')
-    return lines + ['']
+        packages = ', '.join(f'{k} {env[k]}' for k in _PACKAGES if env.get(k))
+        cuda = ', '.join(f'{k} {env[k]}' for k in ('cuda', 'cudnn', 'driver') if env.get(k))
+        lines.append(f"- {env.get('device')}, {env.get('world_size')} process(es); {packages}"
+                     f"{f'; {cuda}' if cuda else ''} ({n} run{'s' * (n != 1)})")
+    code = Counter((env.get('git_commit'), env.get('git_dirty')) for env in envs)
+    lines += ['', 'Code: ' + '; '.join(
+        f"{'commit ' + commit[:12] if commit else 'no git commit recorded'}"
+        f"{' with uncommitted changes' if dirty else ''} ({n} run{'s' * (n != 1)})"
+        for (commit, dirty), n in code.most_common()), '']
+    return lines
+
+
+def _provenance(pretrain, transfer, labels) -> List[dict]:
+    """Where each run's numbers come from: folder, what it ran, code, command, CUDA stack."""
+    runs = []
+    for run in pretrain:
+        ident = run.backbone_id(max(run.backbones))
+        runs.append(dict(path=run.path, kind='pretrain',
+                         backbone=setting_label(labels[ident], ident), config=ident.config,
+                         seed=run.seed,
+                         **{k: (run.meta.get('env') or {}).get(k) for k in _PROVENANCE}))
+    for run in transfer:
+        runs.append(dict(path=run.path, kind=run.task, backbone=labels[run.backbone],
+                         config=run.config, seed=list(run.seed),
+                         **{k: (run.env or {}).get(k) for k in _PROVENANCE}))
+    return runs
 
 
 def _missing_section(planned, pretrain, transfer) -> List[str]:
@@ -123,5 +173,5 @@ def _runs_section(pretrain, transfer, labels) -> List[str]:
                      f'{ident.config} | {run.seed} |')
     for run in transfer:
         lines.append(f'| `{run.path}` | {run.task} | {labels[run.backbone]} | {run.config} | '
-                     f'{run.seed} |')
+                     f"{'/'.join(str(s) for s in run.seed)} |")
     return lines + ['']

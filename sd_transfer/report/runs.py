@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from ..io import safe_torch_load
+from ..setting import batch_note
 
 _CYCLE_FILE = re.compile(r'^backbone_cycle(\d+)\.pth$')
 _SCOPE = re.compile(r"^default_scope = '(\w+)'", re.M)
@@ -31,15 +32,47 @@ def run_setting(record: Optional[dict]) -> Optional[str]:
             f"{record.get('world_size')}")
 
 
+def run_shape(record: Optional[dict]) -> Optional[str]:
+    """How a run was trained, whatever its config: what a matched baseline must share."""
+    if not record:
+        return None
+    return (f"batch {record.get('total_batch')} on {record.get('world_size')}, "
+            f"{record.get('precision') or 'precision not recorded'}")
+
+
+def data_key(record: Optional[dict]) -> Optional[str]:
+    """The data a run was evaluated on (meta ``data``, metrics.json ``test_data``): its image
+    count and annotation files' sha256 (older records: their path)."""
+    if not record:
+        return None
+    ann = (record.get('ann_sha256') or '')[:8] or record.get('ann_file')
+    return f"{record.get('images')} images, ann {ann}"
+
+
+def teacher_kind(meta: dict) -> str:
+    """``previous generation`` (born-again), ``file <sha256>`` (a fixed teacher, --teacher),
+    ``snapshots`` (SD's own, from cycle 2 on) or ``none``: a run that never had a teacher is a
+    baseline. Born-again generation k of every seed learns from its own generation k-1: one
+    setting."""
+    if (meta.get('generation') or 0) > 1:
+        return 'previous generation'
+    if meta.get('teacher'):
+        return f"file {meta['teacher'].get('sha256')}"
+    if meta.get('sd') is not None and (meta.get('num_cycles') or 1) > 1:
+        return 'snapshots'
+    return 'none'
+
+
 @dataclass(frozen=True)
 class BackboneId:
     """Which backbone a result belongs to: a pretraining setting and cycle, or else a file.
 
-    Runs of the same setting (pretraining config, SD settings, born-again generation, resolved
-    config hash with batch and world size, cycle) with other seeds share an id, so their results
-    are aggregated. ``family`` (architecture, depth, schedule) finds the matched baseline. A
-    backbone without our meta (torchvision weights, a classifier checkpoint) is known by its file
-    name and hash only.
+    Runs of the same setting (pretraining config, SD settings, teacher, born-again generation,
+    resolved config hash with batch and world size, validation data, cycle) with other seeds
+    share an id, so their results are aggregated. ``family`` (architecture, depth, schedule)
+    finds the matched baseline, which must also share ``run_shape`` and ``data``. A backbone
+    without our meta (torchvision weights, a classifier checkpoint) is known by its file name and
+    hash only.
     """
     config: Optional[str] = None  # pretraining config name, without '.py'
     sd: Optional[str] = None  # meta['sd'] as sorted JSON; None: trained without SD
@@ -49,18 +82,23 @@ class BackboneId:
     generation: Optional[int] = None  # born-again generation
     run_setting: Optional[str] = None
     family: Optional[str] = None
+    teacher: Optional[str] = None  # teacher_kind()
+    teacher_name: str = field(default='', compare=False)  # a fixed teacher's model config
+    data: Optional[str] = None  # data_key() of the validation set
+    run_shape: Optional[str] = None
+    batch: str = ''  # batch_note(): how the batch differs from the recipe's
 
     @property
     def setting(self) -> tuple:
         """The id without its cycle: what ``--baseline`` usually names."""
         if not self.config:
             return (self.file, self.sha)
-        return (self.config, self.sd, self.generation, self.run_setting)
+        return (self.config, self.sd, self.teacher, self.generation, self.run_setting, self.data)
 
     @property
     def plain(self) -> bool:
-        """A backbone trained without a teacher: no SD, or born-again generation 1."""
-        return bool(self.config) and (self.sd is None or self.generation == 1)
+        """A backbone trained without a teacher: a baseline."""
+        return bool(self.config) and self.teacher == 'none'
 
     @classmethod
     def from_meta(cls, meta: dict, cycle: int) -> 'BackboneId':
@@ -70,7 +108,12 @@ class BackboneId:
                    sd=None if sd is None else json.dumps(sd, sort_keys=True), cycle=cycle,
                    generation=meta.get('generation'), run_setting=run_setting(meta.get('setting')),
                    family=json.dumps([meta.get('arch'), meta.get('depth'), schedule],
-                                     sort_keys=True))
+                                     sort_keys=True),
+                   teacher=teacher_kind(meta), data=data_key(meta.get('data')),
+                   teacher_name=osp.splitext(osp.basename(
+                       (meta.get('teacher') or {}).get('config') or ''))[0],
+                   run_shape=run_shape(meta.get('setting')),
+                   batch=batch_note(meta.get('setting') or {}))
 
 
 @dataclass
@@ -102,11 +145,14 @@ class TransferRun:
     task: str  # 'det' or 'seg'
     config: str  # transfer config name, without '.py'
     metrics: Dict[str, float]
-    seed: Optional[object]  # 'pretraining seed/transfer seed', or the transfer seed alone
+    seed: tuple  # (pretraining seed, transfer seed), either None where unknown
     backbone: BackboneId
-    tested: Optional[tuple]  # (checkpoint sha256, test data): what tools/evaluate.py repeats
+    tested: Optional[tuple]  # (checkpoint, test data, test config): what evaluate.py repeats
     run_setting: Optional[str] = None
     env: Optional[dict] = None
+    data: Optional[str] = None  # data_key() of the test set
+    test: Optional[str] = None  # hash of the test config (loader, evaluator, test_cfg)
+    batch: str = ''  # batch_note() of the fine-tuning
 
 
 @dataclass
@@ -277,28 +323,28 @@ def _read_transfer(path: str):
         backbone_id = BackboneId(file=osp.basename(backbone.get('path') or '?'),
                                  sha=(backbone.get('sha256') or '?')[:8])
     checkpoint = (record.get('checkpoint') or {}).get('sha256')
-    tested = checkpoint and (checkpoint, json.dumps(record.get('test_data'), sort_keys=True))
-    # a sample is (pretraining seed, transfer seed): transfers of several pretraining seeds with
-    # one transfer seed are several samples, and pair with the baseline's of the same seeds
-    seed = record.get('seed')
-    backbone_seed = meta.get('seed') if isinstance(meta, dict) else None
-    if seed is not None and backbone_seed is not None:
-        seed = f'{backbone_seed}/{seed}'
+    data, test = data_key(record.get('test_data')), record.get('test_setting')
+    # the pretraining seed is the unit of replication (report/stats.py), the transfer seed one
+    # sample of it
+    seed = (meta.get('seed') if isinstance(meta, dict) else None, record.get('seed'))
+    setting = record.get('setting')
     return TransferRun(path, task, config, metrics, seed, backbone_id,
-                       tested or None, run_setting(record.get('setting')), record.get('env'))
+                       (checkpoint, data, test) if checkpoint else None, run_setting(setting),
+                       record.get('env'), data, test, batch_note(setting or {}))
 
 
 def _drop_repeated_tests(runs: List[TransferRun], incomplete: List[Incomplete]):
-    """Keep the first of several metrics.json of the same checkpoint and test data.
+    """Keep the first of several metrics.json of the same checkpoint, test data and test config.
 
     tools/evaluate.py re-tests a fine-tuned checkpoint into a folder of its own (below the
-    fine-tuning run's, so found after it); counting both would count one run twice.
+    fine-tuning run's, so found after it); counting both would count one run twice. A re-test
+    with another evaluator or pipeline is another result: its own row.
     """
     kept, first = [], {}
     for run in runs:
         if run.tested in first:
-            incomplete.append(Incomplete(run.path, 'transfer', 'not counted: same checkpoint '
-                                         f'and test data as {first[run.tested]}'))
+            incomplete.append(Incomplete(run.path, 'transfer', 'not counted: same checkpoint, '
+                                         f'test data and test config as {first[run.tested]}'))
             continue
         if run.tested:
             first[run.tested] = run.path
