@@ -46,7 +46,7 @@ def pipeline(args, work_root):
     with open(osp.join(osp.dirname(report), 'results.json')) as f:
         results = json.load(f)
     headline = {(r['table'], r['backbone']): r['mean'] for r in results['rows']
-                if r['metric'] in ('accuracy/top1', 'pascal_voc/mAP', 'mIoU')}
+                if r['metric'] in ('accuracy/top1', 'pascal_voc/AP50', 'mIoU')}
     return dict(seconds=time.time() - start, report=report, incomplete=len(results['incomplete']),
                 headline={f'{table}: {backbone}': value
                           for (table, backbone), value in sorted(headline.items())})

@@ -92,7 +92,7 @@ def test_interrupted_study_resumes_without_redoing_finished_runs(study_file, tmp
     with open(tmp_path / 'study' / 'report' / 'results.json') as f:
         results = json.load(f)
     det = [r for r in results['rows'] if r['table'] == 'detection'
-           and r['metric'] == 'pascal_voc/mAP']
+           and r['metric'] == 'pascal_voc/AP50']
     assert sorted((r['backbone'], r['n']) for r in det) == [
         ('resnet18_cyclic_tiny (baseline) cycle 2', 2), ('resnet18_sd_tiny (SD T=3) cycle 2', 2)]
     sd = next(r for r in det if r['backbone'].startswith('resnet18_sd'))

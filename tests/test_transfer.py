@@ -90,7 +90,7 @@ def test_finetune_beats_untrained(runs, backbone, task, margin):
     trained, untrained = runs[task]['metrics'], runs[task + '0']['metrics']
     assert 'backbone OK: 120 tensors, 0 missing, 0 unexpected' in runs[task]['log']
     headline = trained['headline']
-    assert headline['name'] == {'det': 'pascal_voc/mAP', 'seg': 'mIoU'}[task]
+    assert headline['name'] == {'det': 'pascal_voc/AP50', 'seg': 'mIoU'}[task]
     assert headline['value'] == trained['metrics'][headline['name']]
     assert headline['value'] > untrained['headline']['value'] + margin, (trained, untrained)
 
@@ -124,11 +124,16 @@ def test_initial_weights_do_not_depend_on_channels_last(runs):
 
 
 def test_per_class_metrics(runs):
-    """Per-class AP / IoU are reported, and average to the headline metric as upstream's do."""
+    """Per-class AP / IoU are reported, and average to the overall metrics as upstream's do:
+    AP50 (the headline), AP75 (both rounded to 3 decimals by mmdet) and AP at IoU 0.50:0.95."""
     det = runs['det']['metrics']['metrics']
-    aps = {k[len('pascal_voc/AP50_'):]: v for k, v in det.items() if '/AP50_' in k}
-    assert aps and set(aps) <= set(VOC_DRAWN)  # classes without test objects are left out
-    assert sum(aps.values()) / len(aps) == pytest.approx(det['pascal_voc/mAP'], abs=1e-6)
+    for kind, rounding in (('AP50', 5e-4), ('AP75', 5e-4), ('AP', 1e-9)):
+        aps = {k[len(f'pascal_voc/{kind}_'):]: v for k, v in det.items()
+               if k.startswith(f'pascal_voc/{kind}_')}
+        assert aps and set(aps) <= set(VOC_DRAWN)  # classes without test objects are left out
+        assert sum(aps.values()) / len(aps) == pytest.approx(det[f'pascal_voc/{kind}'],
+                                                             abs=rounding), kind
+    assert det['pascal_voc/AP'] == det['pascal_voc/mAP'] < det['pascal_voc/AP50']
 
     seg = runs['seg']['metrics']['metrics']
     ious = {k[len('IoU_'):]: v for k, v in seg.items() if k.startswith('IoU_')}
