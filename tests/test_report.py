@@ -540,6 +540,9 @@ def test_latex_format_and_provenance(report):
     assert (r'r18\_sd (SD T=3) cycle 2 & faster-rcnn\_r18\_fpn\_voc0712\_tiny & 2 backbones '
             rf'$\times$ 1 & {mean:.2f} $\pm$ {std:.2f} & ') in tex
     assert r'$\Delta$ AP50 [95\% CI] \\' in tex
+    sd_cycle1 = paired_cell(lambda r: r['top1'][0])  # negative: printed with minus signs
+    assert sd_cycle1.startswith('-') and sd_cycle1.replace('-', '$-$').replace(
+        '×', r'$\times$') in tex
     results = json.loads((report['out'] / 'results.json').read_text())
     assert results['format'] == 2
     det = [r for r in results['runs'] if r['kind'] == 'det' and r['path'].endswith('det_sd_s1')]

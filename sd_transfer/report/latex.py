@@ -13,6 +13,7 @@ _SYMBOLS = [('±', r'$\pm$'), ('Δ', r'$\Delta$'), ('×', r'$\times$'), ('–', 
 
 def escape(text) -> str:
     text = re.sub(r'[\\&%$#_{}~^]', lambda m: _ESCAPES[m.group()], str(text))
+    text = re.sub(r'(?<![\w.-])-(?=\d)', '−', text)  # a minus sign, not a hyphen
     for old, new in _SYMBOLS:
         text = text.replace(old, new)
     return text
