@@ -145,7 +145,8 @@ def use_checked_loading(cfg: Config, skip_bad: bool, skip_log: str) -> None:
     """Swap in the checked image loader and the download-free CIFAR datasets.
 
     Only the training loader skips broken images inside the loop; with ``skip_bad`` the val/test
-    sets are cleaned before the run (:func:`~sd_transfer.datasets.loading.exclude_bad_eval_images`).
+    sets leave them out as the first process finds them when the Runner builds the sets
+    (:func:`~sd_transfer.datasets.loading.exclude_bad_eval_images`).
     """
     train = {id(node) for node in config_dicts(cfg.get('train_dataloader'))}
     for node in config_dicts(cfg._cfg_dict):
