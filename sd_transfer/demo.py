@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from . import study
+from .study.local import run_here
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STUDY = osp.join(REPO, 'configs', 'study', 'demo.py')
@@ -61,7 +62,7 @@ def run_demo(out: str, data: str, schedule: str = 'full', flags=(), arms=tuple(P
         'pretrain.options': [*flags, *SCHEDULES[schedule]['pretrain']],
         'transfer.options': [*flags, *SCHEDULES[schedule]['transfer']]})
     print(study.describe(plan), flush=True)
-    report = study.run_local(plan)
+    report = run_here(plan)
     print('These numbers come from a toy task: they show the pipeline works, not that SD wins.')
     return report
 

@@ -3,6 +3,7 @@ import json
 import os
 import os.path as osp
 import signal
+import time
 
 import torch
 from mmengine.dist import get_rank
@@ -35,9 +36,17 @@ class SDProbeHook(Hook):
         # as the final validation starts.
         self.kill_at = int(os.environ.get('SD_PROBE_KILL_AT_ITER', -1))
         self.kill_at_final_val = os.environ.get('SD_PROBE_KILL_AT_FINAL_VAL') == '1'
+        # Simulated long epochs (ImageNet's take minutes): each lasts at least this long.
+        self.min_epoch_seconds = float(os.environ.get('SD_PROBE_MIN_EPOCH_SECONDS', 0))
 
     def before_train(self, runner):
         self.rec['first_iter'] = runner.iter
+
+    def before_train_epoch(self, runner):
+        self.epoch_start = time.time()
+
+    def after_train_epoch(self, runner):
+        time.sleep(max(0.0, self.epoch_start + self.min_epoch_seconds - time.time()))
 
     def before_val_epoch(self, runner):
         if self.kill_at_final_val and runner.epoch == runner.max_epochs:

@@ -31,7 +31,6 @@ pretrain = dict(configs={ARMS!r}, seeds=[0, 1],
                          'param_scheduler.restart_weights=[1,1]'])
 transfer = dict(det=[{DET!r}], seeds=[0],
                 options=['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'])
-slurm = dict(partition='gpu', gpus=dict(pretrain=8, det=8))
 ''')
     return path
 
@@ -41,26 +40,11 @@ def study(*args, **kwargs):
                           capture_output=True, text=True, timeout=900, **kwargs)
 
 
-def test_plan_and_slurm_scripts(study_file, tmp_path):
+def test_plan(study_file, tmp_path):
     plan = study(study_file, '--dry-run')
     assert plan.returncode == 0, plan.stderr[-2000:]
     assert '8 runs (4 pretraining, 4 detection, 0 segmentation), 0 already finished' in plan.stdout
     assert not (tmp_path / 'study').exists()
-    slurm = study(study_file, '--launcher', 'slurm')
-    assert slurm.returncode == 0, slurm.stderr[-2000:]
-    folder = tmp_path / 'study' / 'slurm'
-    submit = (folder / 'submit.sh').read_text()
-    scripts = sorted(p.name for p in folder.glob('0*.sh'))
-    assert len(scripts) == 8
-    # each transfer waits for its own backbone's job
-    assert submit.count('--dependency=afterok:${job') == 4
-    assert 'job5=$(sbatch --parsable --dependency=afterok:${job1}' in submit
-    first = (folder / scripts[0]).read_text()
-    assert '#SBATCH -p gpu' in first and '--ntasks-per-node=8' in first
-    assert 'srun python tools/pretrain.py configs/pretrain/tiny/resnet18_cyclic_tiny.py' in first
-    assert first.rstrip().endswith('--resume --launcher slurm')
-    assert 'export MASTER_PORT=' in first  # jobs sharing a node must not share a port
-    assert 'tools/report.py' in submit and '--plan' in submit
 
 
 def test_interrupted_study_resumes_without_redoing_finished_runs(study_file, tmp_path):
@@ -98,4 +82,53 @@ def test_interrupted_study_resumes_without_redoing_finished_runs(study_file, tmp
     sd = next(r for r in det if r['backbone'].startswith('resnet18_sd'))
     assert sd['delta_kind'] == 'paired' and sd['baseline'].startswith('resnet18_cyclic_tiny')
     assert '## Study: 8 of 8 planned runs finished' in (
+        tmp_path / 'study' / 'report' / 'report.md').read_text()
+
+
+def test_one_node_runs_side_by_side_and_keeps_going(tmp_path):
+    """--launcher pytorch --gpus 2 on CPU: gloo processes stand in for GPUs. Two pretrainings
+    of one process each run at once; the detection transfer of the one that finished runs with
+    2 processes; the other arm fails (a NaN at its first step), its transfer is skipped, and
+    --keep-going still writes the report and exits with the failure named."""
+    tiny_imagenet = str(tmp_path / 'data' / 'imagenet')
+    tiny_voc = str(tmp_path / 'data' / 'VOCdevkit')
+    make_tiny_imagenet(tiny_imagenet, train_per_class=10, val_per_class=4)
+    make_tiny_voc(tiny_voc, train_images=16, test_images=8, aug_images=8)
+    path = tmp_path / 'study.py'
+    path.write_text(f'''
+work_dir = {str(tmp_path / 'study')!r}
+data = dict(pretrain={tiny_imagenet!r}, det={tiny_voc!r}, seg={tiny_voc + '/VOC2012'!r})
+pretrain = dict(configs=['configs/pretrain/tiny/resnet18_sd_tiny.py',
+                         'tests/configs/resnet18_cyclic_tiny_nan.py'], seeds=[0],
+                options=['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
+                         'param_scheduler.restart_weights=[1,1]'])
+transfer = dict(det=[{DET!r}], seeds=[0],
+                options=['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'])
+gpus = dict(pretrain=1, det=2)
+''')
+    proc = study(path, '--launcher', 'pytorch', '--gpus', '2', '--keep-going',
+                 env=dict(os.environ, PYTHONPATH='tests', SD_PROBE_NAN_AT_ITER='0'))
+    out = proc.stdout
+    assert proc.returncode == 2, out[-3000:] + proc.stderr[-3000:]
+    lines = out.splitlines()
+    started = [i for i, line in enumerate(lines) if ': starting on GPU(s)' in line]
+    first_done = next(i for i, line in enumerate(lines) if ': done in ' in line or ': failed' in line)
+    # both pretrainings started before either ended, on GPUs 0 and 1; the transfer on both
+    assert len([i for i in started if i < first_done]) == 2
+    assert any('[1/4] pretrain resnet18_sd_tiny_seed0: starting on GPU(s) 0;' in line
+               for line in lines)
+    assert any('[2/4] pretrain resnet18_cyclic_tiny_nan_seed0: starting on GPU(s) 1;' in line
+               for line in lines)
+    assert any('[3/4] det' in line and 'starting on GPU(s) 0,1;' in line for line in lines)
+    failed = next(line for line in lines if line.startswith('[2/4] pretrain') and 'failed' in line)
+    log = failed.split('its log: ')[1]
+    assert 'non-finite loss at iteration 1' in open(log).read()  # what torchrun's child said
+    assert any(line.startswith('[4/4] det') and 'skipped, its backbone failed' in line
+               for line in lines)
+    assert any('ETA' in line for line in lines)
+    assert '1 run(s) failed (resnet18_cyclic_tiny_nan_seed0); 2 of 4 runs not finished' in (
+        proc.stderr)
+    det = next((tmp_path / 'study' / 'det').rglob('metrics.json'))
+    assert json.loads(det.read_text())['world_size'] == 2
+    assert '## Study: 2 of 4 planned runs finished' in (
         tmp_path / 'study' / 'report' / 'report.md').read_text()

@@ -2,12 +2,15 @@
 
     python tools/study.py configs/study/resnet50_voc.py --dry-run      # the plan and its size
     python tools/study.py configs/study/demo.py                        # run here, then report
+    python tools/study.py configs/study/resnet50_voc.py --launcher pytorch --gpus 8   # one node
     python tools/study.py configs/study/resnet50_voc.py --launcher slurm   # write sbatch scripts
 
 Runs get unique work dirs under the study's work_dir; finished runs are skipped and interrupted
-ones resumed, so the same command continues a study. With --launcher slurm nothing runs here:
-WORK_DIR/slurm/submit.sh submits one job per run, transfers after their pretraining
-(--dependency=afterok), and the report last.
+ones resumed, so the same command continues a study. --launcher pytorch runs each run under
+torchrun with the study's GPU count for its kind (at most --gpus), runs that fit side by side on
+disjoint GPUs, their logs in WORK_DIR/logs/. With --launcher slurm nothing runs here:
+WORK_DIR/slurm/submit.sh submits one job per run not already queued, transfers after their
+pretraining, and the report last.
 """
 import argparse
 
@@ -15,6 +18,8 @@ from mmengine.config import DictAction
 
 from sd_transfer import study
 from sd_transfer.cli import run_main
+from sd_transfer.study.local import run_here
+from sd_transfer.study.slurm import write_slurm
 
 
 def parse_args():
@@ -23,8 +28,13 @@ def parse_args():
         epilog='\n'.join(__doc__.splitlines()[1:]))
     parser.add_argument('study', help='study file (configs/study/...)')
     parser.add_argument('--dry-run', action='store_true', help='show the plan, run nothing')
-    parser.add_argument('--launcher', choices=['none', 'slurm'], default='none',
-                        help='none: run here, one run after another; slurm: write sbatch scripts')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='none: run here, one process, one run after another; pytorch: '
+                        'torchrun, runs side by side on --gpus GPUs; slurm: write sbatch scripts')
+    parser.add_argument('--gpus', type=int, default=1,
+                        help='--launcher pytorch: the GPUs of this machine to share (default 1)')
+    parser.add_argument('--keep-going', action='store_true',
+                        help='go on past a failed run (its transfers are skipped)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override keys of the study file (e.g. work_dir=... data.pretrain=...)')
     return parser.parse_args()
@@ -37,9 +47,9 @@ def main():
     if args.dry_run:
         return
     if args.launcher == 'slurm':
-        print(f'wrote {study.write_slurm(plan)}: run it on the cluster\'s login node')
+        print(f"wrote {write_slurm(plan)}: run it on the cluster's login node")
     else:
-        study.run_local(plan)
+        run_here(plan, args.launcher, args.gpus, args.keep_going)
 
 
 if __name__ == '__main__':

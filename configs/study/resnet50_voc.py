@@ -17,6 +17,10 @@ transfer = dict(
     seg=['configs/transfer/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd.py'],
     seeds=[0],
     options=['--amp', '--auto-scale-lr'])
-# one node per run, the recipes' GPU counts
-slurm = dict(partition='PARTITION', gpus=dict(pretrain=8, det=8, seg=4), cpus_per_task=5,
-             time='72:00:00')
+# processes (GPUs) per run, the recipes' own counts: one node per run
+gpus = dict(pretrain=8, det=8, seg=4)
+# Slurm (--launcher slurm): time limits per kind; a run longer than its limit checkpoints when
+# warned (signal_seconds before the limit, enough for one epoch of the slowest run) and requeues
+# itself. Optional: account, qos, mem (each once, or per kind as time is).
+slurm = dict(partition='PARTITION', cpus_per_task=5, signal_seconds=1800,
+             time=dict(pretrain='24:00:00', det='12:00:00', seg='12:00:00'))

@@ -31,7 +31,7 @@ def write_report(dirs: List[str], out_dir: str, baseline: Optional[str] = None,
     ``planned``: the work dirs of a study's plan; those without a finished run are listed.
     """
     pretrain, transfer, incomplete = find_runs(dirs)
-    if not (pretrain or transfer or incomplete):
+    if not (pretrain or transfer or incomplete or planned):
         raise UserError(f"no pretraining or transfer runs in {', '.join(dirs)}")
     rows = build_rows(pretrain, transfer, incomplete)
     labels = backbone_labels({row.backbone for table in rows.values() for row in table})

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from ..io import safe_torch_load
+from ..run_dir import finished
 from ..setting import batch_note
 
 _CYCLE_FILE = re.compile(r'^backbone_cycle(\d+)\.pth$')
@@ -257,9 +258,11 @@ def _read_pretrain(path: str, logs: List[str]):
         backbones = {cycle: _read_meta(file) for cycle, file in _cycle_files(path).items()}
     except (FileNotFoundError, ValueError) as e:
         return Incomplete(path, 'pretrain', str(e))
-    if meta['cycle'] < meta.get('num_cycles', meta['cycle']):
+    if not finished(meta):
         return Incomplete(path, 'pretrain', f"stopped after cycle {meta['cycle']} of "
-                          f"{meta['num_cycles']} (backbone.pth)")
+                          f"{meta['num_cycles']} (backbone.pth)" if meta['cycle'] < meta.get(
+                              'num_cycles', meta['cycle']) else 'its final validation is not '
+                          'recorded (resume it: --resume runs it)')
     backbones.setdefault(meta['cycle'], meta)
     folders = [osp.join(path, d) for d in logs]
     seed = meta['seed'] if meta.get('seed') is not None else _read_seed(folders)
