@@ -24,10 +24,18 @@ def tiny_voc(tmp_path_factory):
     return str(root)
 
 
+def tool_env(extra=None) -> dict:
+    """The environment for a repo command: this checkout's ``sd_transfer`` first on the path (the
+    venv's editable install may point at another checkout), then ``extra``'s PYTHONPATH."""
+    env = {**os.environ, **(extra or {})}
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, (extra or {}).get('PYTHONPATH')]))
+    return env
+
+
 def run_tool(*args, timeout=600, check=True, env=None):
     """Run a repo command the way a user does; return the CompletedProcess (output captured)."""
     proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env=tool_env(env))
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-3000:]}')

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, tool_env
 from mmengine.config import Config
 
 from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
@@ -117,9 +117,9 @@ def workspace(tmp_path_factory):
 
 def run(workspace, command: str, timeout=900):
     """Run one command line through bash in the workspace, plus its shrinking options."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
-               PATH=os.pathsep.join([osp.join(REPO, 'tests', 'bin'),
-                                     osp.dirname(sys.executable), os.environ['PATH']]))
+    env = tool_env(dict(OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1',
+                        PATH=os.pathsep.join([osp.join(REPO, 'tests', 'bin'),
+                                              osp.dirname(sys.executable), os.environ['PATH']])))
     line = ' '.join([command, *map(shlex.quote, shrink(command))])
     start = time.time()
     proc = subprocess.run(['bash', '-c', line], cwd=workspace, env=env, capture_output=True,

@@ -1,11 +1,10 @@
 """Pre-emption: a run killed with SIGKILL mid-cycle and resumed equals the uninterrupted run."""
 import json
-import os
 import subprocess
 import sys
 
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, tool_env
 
 PROBE_CONFIG = 'tests/configs/resnet18_sd_tiny_probe.py'
 # 4 cycles of 1 epoch; one DataLoader worker re-created per epoch, so data order and
@@ -32,8 +31,8 @@ def _killed(data_root, work_dir, kill_at):
     with open(log, 'w') as stderr:
         proc = subprocess.Popen([sys.executable, *_args(data_root, work_dir)], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=stderr,
-                                env=dict(os.environ, PYTHONPATH='tests',
-                                         SD_PROBE_KILL_AT_ITER=str(kill_at)))
+                                env=tool_env(dict(PYTHONPATH='tests',
+                                                  SD_PROBE_KILL_AT_ITER=str(kill_at))))
         proc.wait()
     return proc.returncode, log.read_text()
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, tool_env
 
 from sd_transfer import run_dir
 from sd_transfer.errors import UserError
@@ -18,7 +18,7 @@ PRETRAIN = osp.join(REPO, 'configs/pretrain/tiny/resnet18_cyclic_tiny.py')
 def tool(cwd, *args):
     """Run a tool from ``cwd`` without --work-dir, as a user in their project folder does."""
     return subprocess.run([sys.executable, osp.join(REPO, 'tools', args[0]), *args[1:]],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=600, env=tool_env())
 
 
 def error_line(proc):

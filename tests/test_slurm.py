@@ -24,7 +24,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, tool_env
 from slurm import Slurm
 
 from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
@@ -91,7 +91,7 @@ def _wait_for(condition, timeout, what):
 def cluster(tmp_path_factory):
     slurm = Slurm(tmp_path_factory.mktemp('slurm')).start()
     # one thread per one-CPU job; the probe hook importable
-    slurm.env.update(OMP_NUM_THREADS='1', PYTHONPATH='tests')
+    slurm.env.update(tool_env(dict(OMP_NUM_THREADS='1', PYTHONPATH='tests')))
     yield slurm
     slurm.stop()
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
+from conftest import REPO, tool_env
 
 from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
 
@@ -36,6 +36,7 @@ transfer = dict(det=[{DET!r}], seeds=[0],
 
 
 def study(*args, **kwargs):
+    kwargs.setdefault('env', tool_env())
     return subprocess.run([sys.executable, 'tools/study.py', *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=900, **kwargs)
 
@@ -50,7 +51,7 @@ def test_plan(study_file, tmp_path):
 def test_interrupted_study_resumes_without_redoing_finished_runs(study_file, tmp_path):
     proc = subprocess.Popen([sys.executable, 'tools/study.py', str(study_file)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=tool_env())
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -107,7 +108,7 @@ transfer = dict(det=[{DET!r}], seeds=[0],
 gpus = dict(pretrain=1, det=2)
 ''')
     proc = study(path, '--launcher', 'pytorch', '--gpus', '2', '--keep-going',
-                 env=dict(os.environ, PYTHONPATH='tests', SD_PROBE_NAN_AT_ITER='0'))
+                 env=tool_env(dict(PYTHONPATH='tests', SD_PROBE_NAN_AT_ITER='0')))
     out = proc.stdout
     assert proc.returncode == 2, out[-3000:] + proc.stderr[-3000:]
     lines = out.splitlines()
