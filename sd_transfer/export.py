@@ -8,7 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from .distill.cycles import cycle_boundaries
+from .distill.cycles import cycle_boundaries, schedulers
 from .io import atomic_torch_save
 from .stem_keys import to_downstream
 
@@ -28,10 +28,10 @@ def backbone_meta(model) -> Dict:
     backbone = model.backbone
     meta = dict(arch=type(backbone).__name__, depth=getattr(backbone, 'depth', None),
                 keys='mmdet/mmseg')
-    if hasattr(model, 'sd_settings'):
-        meta['sd'] = model.sd_settings()
-    else:
-        meta['sd'] = None
+    meta['sd'] = model.sd_settings() if hasattr(model, 'sd_settings') else None
+    # label smoothing is an arm of its own, not a baseline (mmpretrain's LabelSmoothLoss)
+    meta['label_smoothing'] = getattr(getattr(model.head, 'loss_module', None),
+                                      'label_smooth_val', None)
     return meta
 
 
@@ -59,6 +59,8 @@ class BackboneExportHook(Hook):
             self.boundaries = cycle_boundaries(runner)
         except ValueError:
             self.boundaries = [0, runner.max_iters]
+        # what the lr follows ('CosineRestartLR', 'CosineAnnealingLR', 'MultiStepLR', ...)
+        self.lr_schedule = sorted({type(s).__name__ for s in schedulers(runner)})
         loop = runner.train_loop
         self.validates = runner.val_loop is not None and getattr(
             loop, 'val_begin', 1) <= getattr(loop, 'max_epochs', loop.max_iters)
@@ -103,6 +105,7 @@ class BackboneExportHook(Hook):
                     teacher=runner.message_hub.get_info('file_teacher'),
                     generation=runner.cfg.get('generation'),
                     schedule=dict(boundaries=self.boundaries, max_iters=runner.max_iters),
+                    lr_schedule=self.lr_schedule,
                     setting=runner.message_hub.get_info('setting'),
                     env=runner.message_hub.get_info('env'),
                     data=runner.message_hub.get_info('data'),

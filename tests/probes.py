@@ -21,6 +21,10 @@ def digest(module, params_only=False) -> float:
     return total
 
 
+def runner_hook(runner, name):
+    return next((h for h in runner.hooks if type(h).__name__ == name), None)
+
+
 @HOOKS.register_module()
 class SDProbeHook(Hook):
     priority = 'LOW'  # after SnapshotTeacherHook: sees the teacher of the current iteration
@@ -29,7 +33,7 @@ class SDProbeHook(Hook):
         self.student = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.rec = dict(lr=[], teacher_digest=[], teacher_forward_iters=[], kd_iters=[],
                         losses=[], teacher_changed_during_iter=[], teacher_requires_grad=[],
-                        teacher_training=[])
+                        teacher_training=[], alpha=[], student_params=[], teacher_params=[])
         self.hooked = set()
         self.iter = None
         # Simulated pre-emption: SIGKILL this process at the start of the given iteration, or
@@ -79,11 +83,17 @@ class SDProbeHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         self.rec['losses'].append({k: float(v) for k, v in outputs.items() if 'loss' in k})
+        self.rec['alpha'].append(float(outputs['pskd_alpha']) if 'pskd_alpha' in outputs else None)
         if 'loss_kd' in outputs:
             self.rec['kd_iters'].append(runner.iter)
         teacher = getattr(self.student, 'teacher', None)
         if teacher is not None:
             self.rec['teacher_changed_during_iter'].append(digest(teacher) != self.before)
+        # after the step (and, for an average teacher, its update: that hook runs before this)
+        averaged = getattr(runner_hook(runner, 'SnapshotTeacherHook'), 'teacher', None)
+        self.rec['student_params'].append(digest(self.student, params_only=True))
+        self.rec['teacher_params'].append(
+            None if averaged is None else digest(averaged, params_only=True))
 
     def after_train(self, runner):
         teacher = getattr(self.student, 'teacher', None)

@@ -80,6 +80,44 @@ def test_born_again_generation_is_the_upstream_recipe_with_sd_loss(ours, upstrea
     assert cfg['param_scheduler'] == up['param_scheduler']
 
 
+@pytest.mark.parametrize('cyclic', ['resnet50_cyclic_8xb32_in1k', 'resnet50_cyclic_8xb16_cifar100',
+                                    'tiny/resnet18_cyclic_tiny'])
+def test_label_smoothing_arm_is_one_key_from_the_cyclic_baseline(cyclic):
+    base = _load(f'configs/pretrain/{cyclic}.py')
+    cfg = _load(f"configs/pretrain/{cyclic.replace('_cyclic', '_lbs-cyclic')}.py")
+    assert _diff(cfg, base) == {'model'}
+    assert _diff(cfg['model'], base['model']) == {'head'}
+    assert _diff(cfg['model']['head'], base['model']['head']) == {'loss'}
+    # mmpretrain's own label-smoothing model, eps = 0.1
+    smooth = _upstream('mmpretrain', 'resnet/resnet50_8xb32-lbs_in1k.py')['model']['head']['loss']
+    assert cfg['model']['head']['loss'] == smooth
+
+
+@pytest.mark.parametrize('sd', ['resnet50_sd_8xb32_in1k', 'resnet50_sd_8xb16_cifar100',
+                                'tiny/resnet18_sd_tiny'])
+def test_pskd_and_ema_teacher_arms_change_the_refresh_and_loss_only(sd):
+    base = _load(f'configs/pretrain/{sd}.py')
+    pskd = _load(f"configs/pretrain/{sd.replace('_sd', '_pskd')}.py")
+    assert _diff(pskd, base) == {'model', 'custom_hooks'}
+    assert {k: pskd['model'][k] for k in _diff(pskd['model'], base['model'])} == dict(
+        kd_form='pskd', alpha=0.8, temperature=1.0)
+    assert pskd['custom_hooks'][0] == dict(type='SnapshotTeacherHook', refresh='epoch')
+    ema = _load(f"configs/pretrain/{sd.replace('_sd', '_ema-teacher')}.py")
+    assert _diff(ema, base) == {'custom_hooks'}
+    assert ema['custom_hooks'][0]['refresh'] == 'ema'
+    assert ema['custom_hooks'][1:] == base['custom_hooks'][1:]
+
+
+@pytest.mark.parametrize('ours, upstream', [
+    ('resnet50_lbs_8xb32_in1k', 'resnet/resnet50_8xb32-lbs_in1k.py'),
+    ('resnet50_coslr_8xb32_in1k', 'resnet/resnet50_8xb32-coslr_in1k.py')])
+def test_reference_recipes_are_upstream_plus_the_export(ours, upstream):
+    cfg, up = _load(f'configs/pretrain/{ours}.py'), _upstream('mmpretrain', upstream)
+    assert _diff(cfg, up) == {'custom_hooks', 'custom_imports', 'default_hooks'}
+    assert cfg['custom_hooks'] == [dict(type='BackboneExportHook')]
+    assert _diff(cfg['default_hooks'], up['default_hooks']) == {'checkpoint'}
+
+
 @pytest.mark.parametrize('ours, package, upstream', [
     ('faster-rcnn_r50_fpn_1x_voc0712_sd', 'mmdet', 'pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'),
     ('deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd', 'mmseg',

@@ -76,7 +76,7 @@ def shrink(command: str):
         options = EVAL_SHRINK
     elif name.startswith('configs/pretrain/'):
         options = CIFAR_SHRINK if 'cifar' in name else IMAGENET_SHRINK
-        if '_ban_' in name:  # the upstream step schedule of a born-again generation: 1 epoch
+        if any(k in name for k in ('_ban_', '_lbs_', '_coslr_')):  # upstream schedules: 1 epoch
             options = ['train_cfg.max_epochs=1', *options[2:]]
     else:
         options = DET_SHRINK if 'faster-rcnn' in name else SEG_SHRINK
@@ -234,7 +234,7 @@ TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'config
 
 
 def test_every_shipped_config_is_covered():
-    assert len(PRETRAIN) == 21 and len(TRANSFER) == 15
+    assert len(PRETRAIN) == 29 and len(TRANSFER) == 15
 
 
 def _arch(config):
@@ -290,8 +290,10 @@ def pretrained(workspace):
 @pytest.mark.parametrize('config', PRETRAIN)
 def test_every_pretraining_config_exports_a_transferable_backbone(pretrained, config):
     meta = backbone_meta(pretrained[config])
-    assert meta['cycle'] == meta['num_cycles'] == (1 if '_ban_' in config else 4)
-    assert (meta['sd'] is None) == ('_cyclic_' in config)
+    one_cycle = any(k in config for k in ('_ban_', '_lbs_', '_coslr_'))
+    assert meta['cycle'] == meta['num_cycles'] == (1 if one_cycle else 4) and meta['finished']
+    without_teacher = ('cyclic_', '_lbs_', '_coslr_')  # lbs-cyclic too
+    assert (meta['sd'] is None) == any(k in config for k in without_teacher)
     assert meta['cost']['images'] > 0
     state, meta = read_backbone(pretrained[config])
     if 'cifar' in config:

@@ -568,3 +568,29 @@ def test_batch_other_than_the_recipes_is_marked(tmp_path):
     assert f'| {label} cycle 2 | 1 backbone |' in md
     assert (f"| {label} cycle 2 | deeplabv3 | deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd "
             "[batch 4 vs the recipe's 16: sees 4× fewer images than the recipe] |") in md
+
+
+def test_comparison_arms_are_labelled_by_their_method():
+    """Label smoothing, PS-KD, an EMA teacher and a single cosine, as the export writes them;
+    label smoothing is an arm, not a baseline (no teacher, but not the plain recipe)."""
+    cyclic = dict(pretrain_meta('base', 2, 60.0), lr_schedule=['CosineRestartLR'])
+    arms = {
+        'baseline': cyclic,
+        'cosine': dict(cyclic, config='r18_coslr.py', lr_schedule=['CosineAnnealingLR'],
+                       num_cycles=1, cycle=1),
+        'lbs': dict(cyclic, config='r18_lbs-cyclic.py', label_smoothing=0.1),
+        'pskd': dict(cyclic, config='r18_pskd.py', sd=dict(
+            SD, kd_form='pskd', alpha=0.8, temperature=1.0, ce_weight=None, kd_weight=None,
+            refresh='epoch')),
+        'ema': dict(cyclic, config='r18_ema-teacher.py', sd=dict(
+            SD, kd_form='sd', refresh='ema', momentum=0.999)),
+    }
+    ids = {name: BackboneId.from_meta(meta, meta['cycle']) for name, meta in arms.items()}
+    labels = backbone_labels(ids.values())
+    assert {name: labels[ident] for name, ident in ids.items()} == {
+        'baseline': 'r18_base (baseline) cycle 2', 'cosine': 'r18_coslr (cosine) cycle 1',
+        'lbs': 'r18_lbs-cyclic (label smoothing ε=0.1) cycle 2',
+        'pskd': 'r18_pskd (PS-KD α=0.8) cycle 2',
+        'ema': 'r18_ema-teacher (EMA teacher m=0.999 T=3) cycle 2'}
+    assert {name for name, ident in ids.items() if ident.plain} == {'baseline', 'cosine'}
+    assert (ids['pskd'].teacher, ids['ema'].teacher) == ('epoch snapshots', 'EMA')

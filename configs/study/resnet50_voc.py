@@ -9,7 +9,15 @@ data = dict(pretrain='data/imagenet', det='data/VOCdevkit', seg='data/VOCdevkit/
 pretrain = dict(
     configs=['configs/pretrain/resnet50_cyclic_8xb32_in1k.py',
              'configs/pretrain/resnet50_ceweight_8xb32_in1k.py',
-             'configs/pretrain/resnet50_sd_8xb32_in1k.py'],
+             'configs/pretrain/resnet50_sd_8xb32_in1k.py',
+             # optional arms a reviewer asks for, each 3 more pretrainings and 6 transfers:
+             # about a cyclic run's cost (label smoothing, cosine), SD's (PS-KD), SD's plus one
+             # weight update per step (EMA teacher)
+             # 'configs/pretrain/resnet50_lbs-cyclic_8xb32_in1k.py',
+             # 'configs/pretrain/resnet50_coslr_8xb32_in1k.py',
+             # 'configs/pretrain/resnet50_pskd_8xb32_in1k.py',
+             # 'configs/pretrain/resnet50_ema-teacher_8xb32_in1k.py',
+             ],
     seeds=[0, 1, 2],
     options=['--amp', '--auto-scale-lr'])
 transfer = dict(

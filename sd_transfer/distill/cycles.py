@@ -6,11 +6,12 @@ from mmengine.optim.scheduler import CosineRestartLR
 from ..errors import UserError
 
 
-def _schedulers(runner):
-    schedulers = runner.param_schedulers or []
-    if isinstance(schedulers, dict):
-        return [s for group in schedulers.values() for s in group]
-    return list(schedulers)
+def schedulers(runner):
+    """The runner's param schedulers, as one list."""
+    found = runner.param_schedulers or []
+    if isinstance(found, dict):
+        return [s for group in found.values() for s in group]
+    return list(found)
 
 
 def cycle_boundaries(runner) -> List[int]:
@@ -23,7 +24,7 @@ def cycle_boundaries(runner) -> List[int]:
     would be cut short or be followed by epochs at the minimum lr, and its backbone would be
     exported as if it were the finished one.
     """
-    restarts = [s for s in _schedulers(runner) if isinstance(s, CosineRestartLR)]
+    restarts = [s for s in schedulers(runner) if isinstance(s, CosineRestartLR)]
     if len(restarts) != 1:
         raise ValueError('snapshot distillation needs exactly one CosineRestartLR in '
                          f'param_scheduler; found {len(restarts)}')

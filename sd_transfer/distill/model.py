@@ -6,16 +6,20 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from .loss import distill_loss
+from .loss import distill_loss, soft_target_ce
 
 
-# The two loss forms, as (ce_weight, kd_weight, kd_scale_t2) from T and alpha.
+# The fixed loss forms, as (ce_weight, kd_weight, kd_scale_t2) from T and alpha.
 KD_FORMS = {
     # our default, the values of a public SD reimplementation: CE·(1 + 1/T) + KL
     'sd': lambda t, alpha: (1.0 + 1.0 / t, 1.0, False),
     # Hinton et al.: (1-a)·CE + a·T²·KL; T² keeps the KL gradient comparable across T
     'hinton': lambda t, alpha: (1.0 - alpha, alpha, True),
 }
+# PS-KD (Kim et al., ICCV 2021): CE against (1 - a_t)·y + a_t·softmax(teacher / T), a_t rising
+# linearly with training progress to alpha (0.8 in the paper; there T = 1): its weights change
+# every epoch.
+PSKD = 'pskd'
 
 
 @MODELS.register_module()
@@ -36,9 +40,12 @@ class SnapshotDistiller(ImageClassifier):
 
     Args:
         temperature: softening temperature T of both distributions.
-        kd_form: ``'sd'`` (``CE·(1 + 1/T) + KL``) or ``'hinton'`` (``(1-a)·CE + a·T²·KL``);
-            it sets the three weights below unless they are given.
-        alpha: the ``a`` of the Hinton form.
+        kd_form: ``'sd'`` (``CE·(1 + 1/T) + KL``), ``'hinton'`` (``(1-a)·CE + a·T²·KL``): it sets
+            the three weights below unless they are given; or ``'pskd'``: CE against
+            ``(1 - a_t)·y + a_t·softmax(teacher / T)`` with ``a_t = a · progress``, the progress
+            of training (``(epoch + 1) / max_epochs``, set by the teacher hook), logged per step
+            as ``pskd_alpha``.
+        alpha: the ``a`` of the Hinton and PS-KD forms.
         ce_weight: weight of the CE term once a teacher exists.
         kd_weight: weight of the KL term.
         kd_scale_t2: multiply the KL term by T**2.
@@ -50,17 +57,27 @@ class SnapshotDistiller(ImageClassifier):
         super().__init__(*args, **kwargs)
         if temperature <= 0:
             raise ValueError(f'temperature must be > 0, got {temperature}')
-        if kd_form not in KD_FORMS:
-            raise ValueError(f"kd_form must be one of {sorted(KD_FORMS)}, got {kd_form!r}")
+        if kd_form not in (*KD_FORMS, PSKD):
+            raise ValueError(f"kd_form must be one of {sorted([*KD_FORMS, PSKD])}, got "
+                             f'{kd_form!r}')
         if not hasattr(self.head, '_get_loss'):
             raise TypeError(f'{type(self.head).__name__} is not an mmpretrain ClsHead; '
                             'SnapshotDistiller needs its logits and its loss')
         self.temperature = float(temperature)
         self.kd_form = kd_form
-        preset = KD_FORMS[kd_form](self.temperature, float(alpha))
-        self.ce_weight = float(preset[0] if ce_weight is None else ce_weight)
-        self.kd_weight = float(preset[1] if kd_weight is None else kd_weight)
-        self.kd_scale_t2 = bool(preset[2] if kd_scale_t2 is None else kd_scale_t2)
+        self.alpha = float(alpha)
+        if kd_form == PSKD:
+            if not (ce_weight is None and kd_weight is None and kd_scale_t2 is None):
+                raise ValueError("kd_form='pskd' sets its weights from alpha and the progress")
+            self.ce_weight = self.kd_weight = None
+            self.kd_scale_t2 = False
+        else:
+            preset = KD_FORMS[kd_form](self.temperature, self.alpha)
+            self.ce_weight = float(preset[0] if ce_weight is None else ce_weight)
+            self.kd_weight = float(preset[1] if kd_weight is None else kd_weight)
+            self.kd_scale_t2 = bool(preset[2] if kd_scale_t2 is None else kd_scale_t2)
+        self.progress = 0.0  # of training, in (0, 1]: set by the teacher hook every iteration
+        self.refresh = None  # how the teacher hook refreshes the teacher (for the meta)
         self.taught_last_step = False  # whether the last loss() ran the teacher (cost counting)
         self._teacher = ()
 
@@ -72,25 +89,39 @@ class SnapshotDistiller(ImageClassifier):
         self._teacher = (teacher, ) if teacher is not None else ()
 
     def sd_settings(self) -> dict:
-        return dict(temperature=self.temperature, kd_form=self.kd_form,
-                    ce_weight=self.ce_weight, kd_weight=self.kd_weight,
-                    kd_scale_t2=self.kd_scale_t2)
+        settings = dict(temperature=self.temperature, kd_form=self.kd_form,
+                        ce_weight=self.ce_weight, kd_weight=self.kd_weight,
+                        kd_scale_t2=self.kd_scale_t2)
+        if self.kd_form == PSKD:  # its weights follow from alpha
+            settings['alpha'] = self.alpha
+        return dict(settings, **(self.refresh or {}))
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample]) -> dict:
         logits = self.head(self.extract_feat(inputs))
         losses = self.head._get_loss(logits, data_samples)
         ce = losses.pop('loss')
         teacher = self.teacher
-        self.taught_last_step = teacher is not None and self.kd_weight != 0
+        self.taught_last_step = False
         if teacher is None:  # cycle 1: plain CE, exactly the cyclic baseline
             losses['loss_ce'] = ce
             return losses
-        losses['loss_ce'] = self.ce_weight * ce
-        if self.kd_weight == 0:  # the control arm: reweighted CE, no teacher forward
+        ce_weight, kd_weight = self.ce_weight, self.kd_weight
+        if self.kd_form == PSKD:
+            kd_weight = self.alpha * self.progress
+            ce_weight = 1.0 - kd_weight
+            losses['pskd_alpha'] = logits.new_tensor(kd_weight)  # logged, not a loss term
+        self.taught_last_step = kd_weight != 0
+        losses['loss_ce'] = ce_weight * ce
+        if kd_weight == 0:  # the control arm: reweighted CE, no teacher forward
             return losses
         with torch.inference_mode():
             teacher_logits = teacher(inputs, mode='tensor')
         # clone() turns the inference tensor into an ordinary constant autograd can save.
-        losses['loss_kd'] = self.kd_weight * distill_loss(
-            logits, teacher_logits.clone(), self.temperature, self.kd_scale_t2)
+        teacher_logits = teacher_logits.clone()
+        if self.kd_form == PSKD:
+            losses['loss_kd'] = kd_weight * soft_target_ce(logits, teacher_logits,
+                                                           self.temperature)
+        else:
+            losses['loss_kd'] = kd_weight * distill_loss(logits, teacher_logits,
+                                                         self.temperature, self.kd_scale_t2)
         return losses

@@ -52,16 +52,27 @@ def data_key(record: Optional[dict]) -> Optional[str]:
 
 def teacher_kind(meta: dict) -> str:
     """``previous generation`` (born-again), ``file <sha256>`` (a fixed teacher, --teacher),
-    ``snapshots`` (SD's own, from cycle 2 on) or ``none``: a run that never had a teacher is a
-    baseline. Born-again generation k of every seed learns from its own generation k-1: one
-    setting."""
+    ``snapshots`` (SD's own, from cycle 2 on), ``epoch snapshots`` (PS-KD), ``EMA`` (an average
+    of the student) or ``none``: a run that never had a teacher is a baseline. Born-again
+    generation k of every seed learns from its own generation k-1: one setting."""
     if (meta.get('generation') or 0) > 1:
         return 'previous generation'
     if meta.get('teacher'):
         return f"file {meta['teacher'].get('sha256')}"
-    if meta.get('sd') is not None and (meta.get('num_cycles') or 1) > 1:
-        return 'snapshots'
-    return 'none'
+    sd = meta.get('sd')
+    if sd is None:
+        return 'none'
+    refresh = sd.get('refresh', 'cycle')
+    if refresh == 'epoch':
+        return 'epoch snapshots'
+    if refresh == 'ema':
+        return 'EMA'
+    return 'snapshots' if (meta.get('num_cycles') or 1) > 1 else 'none'
+
+
+def schedule_kind(meta: dict) -> str:
+    """'cosine' for one cosine without restarts, else '' (cyclic, step, ...: the config says)."""
+    return 'cosine' if meta.get('lr_schedule') == ['CosineAnnealingLR'] else ''
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class BackboneId:
     data: Optional[str] = None  # data_key() of the validation set
     run_shape: Optional[str] = None
     batch: str = ''  # batch_note(): how the batch differs from the recipe's
+    label_smoothing: Optional[float] = None  # an arm of its own: not a baseline
+    schedule: str = field(default='', compare=False)  # schedule_kind()
 
     @property
     def setting(self) -> tuple:
@@ -98,8 +111,8 @@ class BackboneId:
 
     @property
     def plain(self) -> bool:
-        """A backbone trained without a teacher: a baseline."""
-        return bool(self.config) and self.teacher == 'none'
+        """A backbone trained without a teacher (nor label smoothing): a baseline."""
+        return bool(self.config) and self.teacher == 'none' and not self.label_smoothing
 
     @classmethod
     def from_meta(cls, meta: dict, cycle: int) -> 'BackboneId':
@@ -114,7 +127,8 @@ class BackboneId:
                    teacher_name=osp.splitext(osp.basename(
                        (meta.get('teacher') or {}).get('config') or ''))[0],
                    run_shape=run_shape(meta.get('setting')),
-                   batch=batch_note(meta.get('setting') or {}))
+                   batch=batch_note(meta.get('setting') or {}),
+                   label_smoothing=meta.get('label_smoothing'), schedule=schedule_kind(meta))
 
 
 @dataclass

@@ -156,7 +156,11 @@ def backbone_labels(ids) -> Dict[BackboneId, str]:
         if not ident.config:
             names[setting] = f'{ident.file} ({ident.sha})'
         elif ident.plain:
-            names[setting] = f'{ident.config} (baseline)'
+            names[setting] = f"{ident.config} ({ident.schedule or 'baseline'})"
+        elif ident.teacher == 'none':  # label smoothing, no teacher
+            names[setting] = f'{ident.config} (label smoothing ε={ident.label_smoothing:g})'
+        elif sd is not None and sd.get('kd_form') == 'pskd':
+            names[setting] = f"{ident.config} (PS-KD α={sd['alpha']:g})"
         elif sd is not None and sd.get('kd_weight') == 0:
             names[setting] = f"{ident.config} (control: CE weight {sd['ce_weight']:.3g}, no KD)"
         else:
@@ -167,7 +171,8 @@ def backbone_labels(ids) -> Dict[BackboneId, str]:
                 teacher = f"KD from {ident.teacher_name} {ident.teacher.split()[-1][:8]}"
                 names[setting] = f"{ident.config} ({', '.join(p for p in (teacher, how) if p)})"
             else:
-                method = 'born-again' if ident.teacher == 'previous generation' else 'SD'
+                method = {'previous generation': 'born-again', 'EMA': (
+                    f"EMA teacher m={(sd or {}).get('momentum', 0):g}")}.get(ident.teacher, 'SD')
                 names[setting] = f"{ident.config} ({' '.join([method, how]).strip()})"
         if ident.generation is not None:
             names[setting] += f' gen {ident.generation}'
