@@ -16,6 +16,7 @@ from mmpretrain.structures import DataSample
 
 from sd_transfer.cli import add_common_args, load_config
 from sd_transfer.distill import SnapshotTeacherHook
+from sd_transfer.distill.inference_teacher import COMPILE_MIN_STEPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = dict(ce=os.path.join(ROOT, 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'),
@@ -135,12 +136,17 @@ def build_model(cfg, args):
     return model, build_optim_wrapper(model, cfg.optim_wrapper)
 
 
-def activate_teacher(student):
-    """Give the student a teacher exactly as SnapshotTeacherHook does at a cycle start."""
+def activate_teacher(student, runs='default'):
+    """Give the student a teacher as SnapshotTeacherHook does at a cycle start of a full run:
+    ``runs='default'`` as the hook runs it (BN folded; compiled, as for the thousands of teacher
+    steps of a real run), ``'eval'`` the plain eval-mode copy (before the teacher was folded)."""
     hook = SnapshotTeacherHook()
     hook.student = student
     teacher = hook._new_teacher()
     teacher.load_state_dict(student.state_dict())
+    if runs == 'default':
+        hook.runs.update(teacher, steps=COMPILE_MIN_STEPS, like=student)
+        teacher = hook.runs
     student.set_teacher(teacher)
     return teacher
 

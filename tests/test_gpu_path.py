@@ -149,8 +149,11 @@ def test_gpu_check_runs_on_cpu(tmp_path):
     assert result['pipeline']['incomplete'] == 0
     assert any(key.startswith('detection: resnet18_sd_tiny') for key in result['pipeline'][
         'headline'])
-    assert result['loader']['images_per_s'] > 0
-    assert '| SD / CE |' in proc.stdout
+    loader = result['loader']
+    # the full recipe's loader (224 px crops, its 5 workers) on photos of ImageNet's shape
+    assert (loader['crop'], loader['workers']) == (224, 5) and loader['image_size'] == [160, 120]
+    assert loader['images_per_s_per_process'] > 0 and loader['node_cores'] > loader['node_gpus']
+    assert '| SD / CE |' in proc.stdout and 'a node of 8 GPUs needs about' in proc.stdout
 
 
 def test_sd_step_under_cpu_amp_runs_student_and_teacher_in_bf16():

@@ -139,8 +139,9 @@ def _to_image(img, rng, noise):
 
 
 def _imagenet_image(rng, label, classes, size):
-    """One labelled object on top of up to two smaller objects of other classes."""
-    hw = (size, size)
+    """One labelled object on top of up to two smaller objects of other classes; ``size``: the
+    side, or (width, height)."""
+    hw = (size, size) if isinstance(size, int) else (size[1], size[0])
     img = _background(rng, hw)
     for _ in range(rng.integers(0, 3) if classes > 1 else 0):
         other = (label + rng.integers(1, classes)) % classes
@@ -159,6 +160,7 @@ def make_tiny_imagenet(root, seed=0, classes=10, size=64, train_per_class=60, va
     folder-only layout. Val keeps real ImageNet's file names, sorted into class folders.
     ``meta/classes.txt`` (not in the real layout) lists the wnids for mmpretrain's ``classes``
     argument: ``ImageNet`` otherwise names 1000 classes and, folder-only, refuses fewer folders.
+    ``size`` is the images' side, or (width, height) (ImageNet's typical photo: (500, 375)).
     """
     assert 1 <= classes <= len(IMAGENET_WNIDS), f'classes must be 1..{len(IMAGENET_WNIDS)}'
     _fresh_root(root, ('train', 'val', 'meta'))

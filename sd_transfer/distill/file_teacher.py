@@ -21,6 +21,7 @@ from mmpretrain.registry import MODELS
 
 from ..errors import UserError
 from ..io import file_sha256, safe_torch_load
+from .inference_teacher import InferenceTeacher
 from .model import SnapshotDistiller
 from .teacher_eval import evaluate, log_teacher_metrics
 
@@ -93,7 +94,8 @@ class FileTeacherHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, checkpoint: str, cfg: Config):
+    def __init__(self, checkpoint: str, cfg: Config, compile='auto'):
+        self.runs = InferenceTeacher(compile=compile)  # what the student calls
         self.checkpoint = osp.abspath(checkpoint)
         self.config = osp.abspath(cfg.filename)
         self.sha256 = file_sha256(self.checkpoint)
@@ -103,14 +105,17 @@ class FileTeacherHook(Hook):
         return dict(path=self.checkpoint, sha256=self.sha256, config=self.config)
 
     def before_run(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        self.teacher.to(next(model.parameters()).device)
-        model.set_teacher(self.teacher)
+        self.student = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        self.teacher.to(next(self.student.parameters()).device)
         runner.message_hub.update_info('file_teacher', self.record())
-        runner.logger.info(f'teacher from {self.checkpoint} (sha256 {self.sha256[:8]}, model of '
-                           f'{self.config}): teaches every iteration, never trained')
 
     def before_train(self, runner) -> None:
+        # after ChannelsLastHook (VERY_HIGH): the folded copy takes the student's layout
+        self.runs.update(self.teacher, steps=runner.max_iters - runner.iter, like=self.student)
+        self.student.set_teacher(self.runs)
+        runner.logger.info(f'teacher from {self.checkpoint} (sha256 {self.sha256[:8]}, model of '
+                           f'{self.config}): teaches every iteration, never trained; runs '
+                           f'{self.runs.describe()}')
         if runner.val_loop is not None and runner.iter == 0:
             log_teacher_metrics(runner, evaluate(self.teacher, runner), 0, 'from file, evaluated')
 

@@ -11,6 +11,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import weights_to_cpu
 
 from .cycles import cycle_boundaries
+from .inference_teacher import InferenceTeacher
 from .model import SnapshotDistiller
 from .teacher_eval import evaluate, log_teacher_metrics
 
@@ -35,6 +36,11 @@ class SnapshotTeacherHook(Hook):
     for the average their mean, are shared), and the teacher goes into every checkpoint
     (``sd_teacher``), so a resumed run keeps distilling from the same teacher.
 
+    The student runs the teacher through an :class:`InferenceTeacher`: snapshots with BN folded
+    into the convolutions, refreshed in place; the average as it is (refolding it every step
+    would cost more than it saves); compiled as ``compile`` says (``'auto'``: when the run has
+    enough teacher steps left to pay for it).
+
     Where a snapshot becomes the teacher (and for the average, at each cycle start) its val
     metrics are logged as ``teacher/<metric>`` scalars: the student's own val metrics when
     validation ran right there (same weights), else the teacher is evaluated on the val set.
@@ -42,15 +48,17 @@ class SnapshotTeacherHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self, refresh: str = 'cycle', momentum: float = 0.999):
+    def __init__(self, refresh: str = 'cycle', momentum: float = 0.999, compile='auto'):
         if refresh not in REFRESH:
             raise ValueError(f'refresh must be one of {REFRESH}, got {refresh!r}')
         if not 0 < momentum < 1:
             raise ValueError(f'momentum must be in (0, 1), got {momentum}')
         self.refresh = refresh
         self.momentum = float(momentum)
-        self.teacher = None
+        self.teacher = None  # the plain teacher (eval mode), as checkpoints keep it
         self.ema = None  # refresh='ema': the averaged model; its .module is the teacher
+        self.runs = InferenceTeacher(fold=refresh != 'ema', compile=compile)  # what the student
+        # calls
         self.number = 1  # the cycle (or epoch) the current teacher teaches
         self.last_val: Dict[str, float] = {}
         self.last_val_iter = None
@@ -93,7 +101,15 @@ class SnapshotTeacherHook(Hook):
                                'the checkpoint')
             self.resumed = None
         if self.teacher is not None and (self.ema is None or runner.iter >= self._teaches_from):
-            self.student.set_teacher(self.teacher)
+            self._teach(runner)
+
+    def _teach(self, runner) -> None:
+        """The student distils from the current teacher weights from now on."""
+        first = self.runs.model is None
+        self.runs.update(self.teacher, steps=runner.max_iters - runner.iter, like=self.student)
+        self.student.set_teacher(self.runs)
+        if first:
+            runner.logger.info(f'SD: the teacher runs {self.runs.describe()}')
 
     @property
     def _teaches_from(self) -> int:
@@ -132,7 +148,7 @@ class SnapshotTeacherHook(Hook):
             how = 'the student is now the teacher'
         else:
             how = f'the average of the student (momentum {self.momentum:g}) teaches'
-        self.student.set_teacher(self.teacher)
+        self._teach(runner)
         top1 = self.last_val.get('accuracy/top1') if self.last_val_iter == runner.iter else None
         runner.logger.info(
             f'SD: {unit} {number} starts at iteration {runner.iter}: {how} (student val top-1 '
