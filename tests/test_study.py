@@ -15,24 +15,30 @@ ARMS = ['configs/pretrain/tiny/resnet18_cyclic_tiny.py', 'configs/pretrain/tiny/
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 
 
-@pytest.fixture
-def study_file(tmp_path):
-    """A 2-arm x 2-seed study with detection transfers, on small generated data."""
+def write_study(tmp_path, body):
+    """A study file into ``tmp_path``: its work dir and small generated data there, then
+    ``body`` (the pretrain, transfer, ... keys)."""
     tiny_imagenet = str(tmp_path / 'data' / 'imagenet')
     tiny_voc = str(tmp_path / 'data' / 'VOCdevkit')
     make_tiny_imagenet(tiny_imagenet, train_per_class=10, val_per_class=4)
     make_tiny_voc(tiny_voc, train_images=16, test_images=8, aug_images=8)
     path = tmp_path / 'study.py'
-    path.write_text(f'''
-work_dir = {str(tmp_path / 'study')!r}
-data = dict(pretrain={tiny_imagenet!r}, det={tiny_voc!r}, seg={tiny_voc + '/VOC2012'!r})
+    path.write_text(f"work_dir = {str(tmp_path / 'study')!r}\n"
+                    f"data = dict(pretrain={tiny_imagenet!r}, det={tiny_voc!r}, "
+                    f"seg={tiny_voc + '/VOC2012'!r})\n" + body)
+    return path
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    """A 2-arm x 2-seed study with detection transfers, on small generated data."""
+    return write_study(tmp_path, f'''
 pretrain = dict(configs={ARMS!r}, seeds=[0, 1],
                 options=['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
                          'param_scheduler.restart_weights=[1,1]'])
 transfer = dict(det=[{DET!r}], seeds=[0],
                 options=['--cfg-options', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2'])
 ''')
-    return path
 
 
 def study(*args, **kwargs):
@@ -91,14 +97,7 @@ def test_one_node_runs_side_by_side_and_keeps_going(tmp_path):
     of one process each run at once; the detection transfer of the one that finished runs with
     2 processes; the other arm fails (a NaN at its first step), its transfer is skipped, and
     --keep-going still writes the report and exits with the failure named."""
-    tiny_imagenet = str(tmp_path / 'data' / 'imagenet')
-    tiny_voc = str(tmp_path / 'data' / 'VOCdevkit')
-    make_tiny_imagenet(tiny_imagenet, train_per_class=10, val_per_class=4)
-    make_tiny_voc(tiny_voc, train_images=16, test_images=8, aug_images=8)
-    path = tmp_path / 'study.py'
-    path.write_text(f'''
-work_dir = {str(tmp_path / 'study')!r}
-data = dict(pretrain={tiny_imagenet!r}, det={tiny_voc!r}, seg={tiny_voc + '/VOC2012'!r})
+    path = write_study(tmp_path, f'''
 pretrain = dict(configs=['configs/pretrain/tiny/resnet18_sd_tiny.py',
                          'tests/configs/resnet18_cyclic_tiny_nan.py'], seeds=[0],
                 options=['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
