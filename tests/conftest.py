@@ -24,10 +24,19 @@ def tiny_voc(tmp_path_factory):
     return str(root)
 
 
+def tool_env(env=None) -> dict:
+    """The environment of a tool run, with this checkout first on the module path: the shared
+    venv's editable install points at one checkout, and ``tools/*.py`` (whose own folder comes
+    first on the path, not the repo) would import that one's ``sd_transfer``."""
+    env = {**os.environ, **(env or {})}
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (REPO, env.get('PYTHONPATH')) if p)
+    return env
+
+
 def run_tool(*args, timeout=600, check=True, env=None):
     """Run a repo command the way a user does; return the CompletedProcess (output captured)."""
     proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+                          timeout=timeout, env=tool_env(env))
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-3000:]}')

@@ -7,7 +7,6 @@ other ranks at the first failure, which would hide whether they stop by themselv
 under ``srun`` without ``--kill-on-bad-exit``, or any launcher that waits).
 """
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +15,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, tool_env
 
 from sd_transfer.datasets import make_tiny_imagenet
 from sd_transfer.io import file_sha256
@@ -52,9 +51,9 @@ def ranks(*per_rank_args, env=None, timeout=180):
     world = len(per_rank_args)
     procs = []
     for rank, args in enumerate(per_rank_args):
-        rank_env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                        MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), OMP_NUM_THREADS='1',
-                        PYTHONPATH='tests', **(env or {}))
+        rank_env = tool_env(dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                                 MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                                 OMP_NUM_THREADS='1', PYTHONPATH='tests', **(env or {})))
         procs.append(subprocess.Popen([sys.executable, 'tools/pretrain.py', *map(str, args),
                                        '--launcher', 'pytorch'], cwd=REPO, env=rank_env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
