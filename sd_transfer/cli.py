@@ -193,7 +193,8 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     hooks = list(cfg.get('custom_hooks') or [])
     hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook'),
               dict(type='RunInfoHook', amp=args.amp), dict(type='CostHook'),
-              dict(type='ResumeHook'), dict(type='StopAtSignalHook')]
+              dict(type='ResumeHook'), dict(type='StopAtSignalHook'),
+              dict(type='GeneratorStatesHook')]
     if args.skip_bad_images:
         hooks.append(dict(type='SkippedImagesHook', log_file=skip_log))
     if args.deterministic:

@@ -29,7 +29,7 @@ _TOP_LEVEL = ('launcher', 'resume', 'load_from', 'experiment_name', 'model_wrapp
 _BOOKKEEPING_DEFAULTS = ('timer', 'logger', 'checkpoint', 'visualization')
 _NOT_THE_SETTING = ('PlainCheckpointHook', 'FiniteLossHook', 'RunInfoHook', 'CostHook',
                     'ResumeHook', 'StopAtSignalHook', 'SkippedImagesHook', 'ChannelsLastHook',
-                    'DeterminismHook')
+                    'DeterminismHook', 'GeneratorStatesHook')
 # wrapper type -> the key of what it wraps (sample_seeds.seed_per_sample)
 _SEEDING_WRAPPERS = {SampleKeySampler.__name__: 'sampler', SeedPerSampleDataset.__name__: 'dataset'}
 
