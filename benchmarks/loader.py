@@ -1,18 +1,22 @@
 """Images/s of our ImageNet training input pipeline against torchvision's on the same JPEG files.
 
 Ours: the tiny config's train dataloader as tools/pretrain.py loads it (mmpretrain ``ImageNet``,
-its train pipeline, DefaultSampler, pseudo_collate), built by mmengine's
-``Runner.build_dataloader`` in the Runner's multiprocessing set-up. Theirs: ``ImageFolder`` with
-RandomResizedCrop, flip and ToTensor, same crop, batch size and workers. The data are generated
-into a temporary folder, larger than the tiny default so that decoding and resizing dominate.
-A third side is ours with mmcv's plain ``LoadImageFromFile`` instead of our checked loader: its
-ratio is the cost of the broken-image check.
+its train pipeline, DefaultSampler, pseudo_collate, each sample's pipeline seeded from its key),
+built by mmengine's ``Runner.build_dataloader`` in the Runner's multiprocessing set-up. Theirs:
+``ImageFolder`` with RandomResizedCrop, flip and ToTensor, same crop, batch size and workers. The
+data are generated into a temporary folder, larger than the tiny default so that decoding and
+resizing dominate. A third side is ours with mmcv's plain ``LoadImageFromFile`` instead of our
+checked loader: its ratio is the cost of the broken-image check. The per-sample seeding is timed
+on its own, in a loader worker and in the main process (no workers), against ours' time per
+image.
 
     .venv/bin/python benchmarks/loader.py
 """
 import os
 import os.path as osp
+import statistics
 import tempfile
+import time
 
 import sd_transfer.entry  # noqa: F401  # isort: skip  first: before mmengine (see there)
 import torch
@@ -23,6 +27,7 @@ from torchvision import datasets, transforms
 
 from common import cli_config, interleaved, parser, print_machine, ratio, report
 from sd_transfer.datasets import make_tiny_imagenet
+from sd_transfer.datasets.sample_seeds import SampleKey, seed_per_sample, seeded
 
 
 def our_loader(data_root, batch_size, num_workers, checked=True):
@@ -36,7 +41,27 @@ def our_loader(data_root, batch_size, num_workers, checked=True):
     if not checked:
         loader_cfg.dataset.pipeline[0] = dict(type='LoadImageFromFile')
     crop = next(t for t in loader_cfg.dataset.pipeline if t['type'] == 'RandomResizedCrop')
+    seed_per_sample(cfg)  # as tools/pretrain.py does before it builds the Runner
     return Runner.build_dataloader(loader_cfg), loader_cfg, crop
+
+
+class SeedingCost(torch.utils.data.Dataset):
+    """One item: microseconds per sample that the per-sample seeding takes where it is read
+    (in a loader worker it only seeds; in the main process it also saves and restores the
+    training's generator states)."""
+
+    samples = 2000
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, _):
+        keys = [SampleKey(index, 0, 1) for index in range(self.samples)]
+        start = time.perf_counter()
+        for key in keys:
+            with seeded(key):
+                pass
+        return (time.perf_counter() - start) / self.samples * 1e6
 
 
 def torchvision_loader(data_root, loader_cfg, crop):
@@ -87,6 +112,13 @@ def main():
     paired, fastest = ratio(times['unchecked'], times['ours'])  # time ratio = images/s ratio
     print(f'cost of the broken-image check, ours/unchecked images/s: {paired} (target >= 0.97; '
           f'{fastest})')
+    worker = next(iter(torch.utils.data.DataLoader(SeedingCost(), batch_size=None,
+                                                   num_workers=1)))
+    workers = max(loader_cfg.num_workers, 1)
+    per_image = statistics.median(times['ours']) * workers / len(theirs.dataset) * 1e6
+    print(f'per-sample seeding: {worker:.0f} us in a loader worker ({worker / per_image:.1%} of '
+          f"ours' {per_image:.0f} us per image and worker), {SeedingCost()[0]:.0f} us in the "
+          'main process (no workers)')
     paired, fastest = ratio(times['torchvision'], times['ours'])
     print(f'ratio ours/torchvision images/s: {paired} (target >= 1.0; {fastest})')
 

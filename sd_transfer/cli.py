@@ -19,6 +19,7 @@ from . import engine  # noqa: F401  registers the hooks and the file backend use
 from . import run_dir
 from .datasets import cifar  # noqa: F401  registers LocalCIFAR10/100
 from .datasets import loading  # registers CheckedLoadImageFromFile, SkippedImagesHook
+from .datasets import sample_seeds
 from .errors import CollectiveError, UserError
 from .io import safe_torch_load
 from .setting import config_hash
@@ -193,7 +194,8 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     hooks = list(cfg.get('custom_hooks') or [])
     hooks += [dict(type='PlainCheckpointHook'), dict(type='FiniteLossHook'),
               dict(type='RunInfoHook', amp=args.amp), dict(type='CostHook'),
-              dict(type='ResumeHook'), dict(type='StopAtSignalHook')]
+              dict(type='ResumeHook'), dict(type='StopAtSignalHook'),
+              dict(type='GeneratorStatesHook')]
     if args.skip_bad_images:
         hooks.append(dict(type='SkippedImagesHook', log_file=skip_log))
     if args.deterministic:
@@ -237,7 +239,8 @@ def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None,
 
     Claim the work dir (refused if another run recorded itself there, or is running there);
     with ``--skip-bad-images``, leave broken images out of the evaluation sets the run uses
-    (pretraining validates; transfers validate and test); set up the launcher. Returns False,
+    (pretraining validates; transfers validate and test); key the training augmentation by
+    sample (:mod:`~sd_transfer.datasets.sample_seeds`); set up the launcher. Returns False,
     having written nothing, when ``--resume`` finds the run finished.
     """
     world = launched_world_size(cfg.launcher)
@@ -257,6 +260,7 @@ def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None,
             'val_dataloader', 'test_dataloader')
         loading.exclude_bad_eval_images(cfg, os.path.join(cfg.work_dir, loading.SKIP_LOG),
                                         loaders)
+    sample_seeds.seed_per_sample(cfg)
     setup_launcher(cfg)
     return True
 

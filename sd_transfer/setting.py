@@ -7,9 +7,9 @@ optimizer, loss, batch (the config after every command-line option: ``--cfg-opti
 log and checkpoint paths), *how it was launched* (launcher, DDP wrapper), *how fast it runs*
 (loader workers, pinned memory, cudnn benchmark, channels_last, compile, deterministic kernels),
 *how it is logged and kept* (visualizer backends such as TensorBoard, logger interval, log
-processor, checkpoint interval and retention, our bookkeeping hooks, skipping broken images) and
-the seed: runs of one setting differ only in those, so they are seeds of one row, and a
-``--resume`` may change them.
+processor, checkpoint interval and retention, our bookkeeping hooks, skipping broken images), the
+wrappers that key every run's augmentation by sample, and the seed: runs of one setting differ
+only in those, so they are seeds of one row, and a ``--resume`` may change them.
 """
 import hashlib
 import json
@@ -22,6 +22,8 @@ import sys
 
 import torch
 
+from .datasets.sample_seeds import SampleKeySampler, SeedPerSampleDataset
+
 _WHERE = ('data_root', 'skip_log', 'log_file', 'checkpoint', 'work_dir', 'filename', 'skip_bad')
 _SPEED = ('num_workers', 'persistent_workers', 'pin_memory', 'prefetch_factor')
 _TOP_LEVEL = ('launcher', 'resume', 'load_from', 'experiment_name', 'model_wrapper_cfg',
@@ -32,13 +34,17 @@ _TOP_LEVEL = ('launcher', 'resume', 'load_from', 'experiment_name', 'model_wrapp
 _BOOKKEEPING_DEFAULTS = ('timer', 'logger', 'checkpoint', 'visualization')
 _NOT_THE_SETTING = ('PlainCheckpointHook', 'FiniteLossHook', 'RunInfoHook', 'CostHook',
                     'ResumeHook', 'StopAtSignalHook', 'SkippedImagesHook', 'ChannelsLastHook',
-                    'DeterminismHook')
+                    'DeterminismHook', 'GeneratorStatesHook')
+# wrapper type -> the key of what it wraps (sample_seeds.seed_per_sample)
+_SEEDING_WRAPPERS = {SampleKeySampler.__name__: 'sampler', SeedPerSampleDataset.__name__: 'dataset'}
 
 
 def _strip(node):
     if isinstance(node, dict) and node.get('type') == 'WithoutBadImages':  # --skip-bad-images
         return _strip(node['dataset'])
     if isinstance(node, dict):
+        if node.get('type') in _SEEDING_WRAPPERS:
+            return _strip(node[_SEEDING_WRAPPERS[node['type']]])
         return {k: _strip(v) for k, v in node.items()
                 if not (k in _WHERE and isinstance(v, (str, bool))) and k not in _SPEED}
     if isinstance(node, (list, tuple)):

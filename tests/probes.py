@@ -1,15 +1,19 @@
-"""A test-only hook that records what SD does at every iteration, for the assertions in tests."""
+"""Test-only hooks that record what SD does at every iteration, for the assertions in tests,
+and a transform that records what each sample's pipeline drew."""
 import json
 import os
 import os.path as osp
+import random
 import signal
 import time
 
+import numpy as np
 import torch
+from mmcv.transforms import BaseTransform
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, TRANSFORMS
 
 
 def digest(module, params_only=False) -> float:
@@ -33,7 +37,8 @@ class SDProbeHook(Hook):
         self.student = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.rec = dict(lr=[], teacher_digest=[], teacher_forward_iters=[], kd_iters=[],
                         losses=[], teacher_changed_during_iter=[], teacher_requires_grad=[],
-                        teacher_training=[], alpha=[], student_params=[], teacher_params=[])
+                        teacher_training=[], alpha=[], student_params=[], teacher_params=[],
+                        draws=[])
         self.hooked = set()
         self.iter = None
         # Simulated pre-emption: SIGKILL this process at the start of the given iteration, or
@@ -67,6 +72,10 @@ class SDProbeHook(Hook):
         if runner.iter == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         self.iter = runner.iter
+        draws = [[s.sample_idx, s.draws] for s in data_batch['data_samples']
+                 if 'draws' in s.metainfo_keys()]
+        if draws:
+            self.rec['draws'].append(draws)
         self.rec['lr'].append(runner.optim_wrapper.get_lr()['lr'][0])
         teacher = getattr(self.student, 'teacher', None)
         if teacher is None:
@@ -104,6 +113,29 @@ class SDProbeHook(Hook):
         self.rec['iters'] = runner.iter
         with open(osp.join(runner.work_dir, f'probe_rank{get_rank()}.json'), 'w') as f:
             json.dump(self.rec, f)
+
+
+@TRANSFORMS.register_module()
+class RandomDrawsProbe(BaseTransform):
+    """Last in a pipeline: the next number of numpy, ``random`` and torch go into the sample's
+    metainfo (``draws``), so a test sees the random streams each sample's augmentation drew from
+    (the SDProbeHook records them per iteration with the sample's index)."""
+
+    def transform(self, results: dict) -> dict:
+        draws = [np.random.rand(), random.random(), torch.rand(1).item()]
+        results['data_samples'].set_metainfo(dict(draws=draws))
+        return results
+
+
+def draws_by_epoch(records, iters_per_epoch: int) -> dict:
+    """``{epoch: {dataset index: draws}}`` from the SDProbeHook records of one run (one record
+    per rank)."""
+    epochs = {}
+    for rec in records:
+        for i, batch in enumerate(rec['draws'], rec['first_iter']):
+            epochs.setdefault(i // iters_per_epoch, {}).update(
+                {index: draws for index, draws in batch})
+    return epochs
 
 
 @HOOKS.register_module()

@@ -7,7 +7,6 @@ other ranks at the first failure, which would hide whether they stop by themselv
 under ``srun`` without ``--kill-on-bad-exit``, or any launcher that waits).
 """
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import time
 import pytest
 import torch
 from conftest import REPO, run_tool, tool_env
+from probes import draws_by_epoch
 
 from sd_transfer.datasets import make_tiny_imagenet
 from sd_transfer.io import file_sha256
@@ -122,6 +122,10 @@ def test_ranks_resume_from_the_checkpoint_rank_0_chose(two_rank_run, tmp_path):
     per_epoch = _probes(src)[0]['iters'] // 3
     assert rank0['first_iter'] == rank1['first_iter'] == 2 * per_epoch
     assert rank0['student_param_digest'] == rank1['student_param_digest']
+    # rank 0's checkpoint holds both ranks' generator states, and the resume restored them
+    states = torch.load(work_dir / 'epoch_2.pth', weights_only=True)['generator_states']
+    assert len(states) == 2
+    assert 'random generator states' not in results[0][1] + results[0][2]
 
 
 def test_ranks_that_load_other_weights_refuse_together(two_rank_run, tmp_path):
@@ -133,6 +137,16 @@ def test_ranks_that_load_other_weights_refuse_together(two_rank_run, tmp_path):
     assert (code0, code1) == (2, 2), err0[-2000:] + err1[-2000:]
     assert len(error_lines(err0)) == 1 and error_lines(err1) == []
     assert 'ranks 1 hold another iteration or other weights than rank 0' in err0
+
+
+def test_augmentation_does_not_depend_on_the_rank_layout(two_rank_run, one_rank_run):
+    """Each sample's random streams are keyed by seed, epoch and dataset index: on 2 processes it
+    draws what it does on 1 (mmengine seeded loader worker w of rank r with seed + r + w)."""
+    two = _probes(two_rank_run[0])
+    one = [json.loads((one_rank_run[0] / 'probe_rank0.json').read_text())]
+    two, one = draws_by_epoch(two, two[0]['iters'] // 3), draws_by_epoch(one, one[0]['iters'] // 2)
+    assert len(one) == 2 and all(len(one[epoch]) == 100 for epoch in one)
+    assert {epoch: two[epoch] for epoch in one} == one
 
 
 def test_resume_with_another_total_batch_is_refused(two_rank_run, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO
 from mmengine.config import Config
 
+from sd_transfer.datasets.sample_seeds import seed_per_sample
 from sd_transfer.setting import config_hash
 
 CONFIG = osp.join(REPO, 'configs/pretrain/tiny/resnet18_sd_tiny.py')
@@ -52,3 +53,14 @@ def test_what_only_runs_logs_or_keeps_leaves_the_setting(knob):
 @pytest.mark.parametrize('knob', OTHER)
 def test_what_changes_the_numbers_changes_the_setting(knob):
     assert _hash(OTHER[knob]) != _hash({})
+
+
+def test_what_every_run_gets_for_exact_runs_leaves_the_setting():
+    """The CLIs wrap every run's train loader (augmentation keyed by sample) and add the hook
+    that saves generator states: a run recorded before either existed still resumes."""
+    cfg = Config.fromfile(CONFIG)
+    seed_per_sample(cfg)
+    cfg.custom_hooks = [*cfg.custom_hooks, dict(type='GeneratorStatesHook')]
+    assert cfg.train_dataloader.dataset.type == 'SeedPerSampleDataset'
+    assert cfg.train_dataloader.sampler.type == 'SampleKeySampler'
+    assert config_hash(cfg) == _hash({})

@@ -1,0 +1,7 @@
+# The tiny DeepLabV3 with the probe hook: losses at every iteration, SIGKILL at
+# SD_PROBE_KILL_AT_ITER.
+_base_ = '../../configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'
+
+custom_imports = dict(imports=['sd_transfer.transfer.metrics', 'probes'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='SDProbeHook')]
