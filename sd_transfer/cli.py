@@ -31,7 +31,8 @@ def add_run_args(parser: argparse.ArgumentParser,
                         f'(default: {work_dir_default})')
     parser.add_argument('--data-root', help="replaces the config's data_root")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys; every key must already exist in the config')
+                        help='override config keys, or add ones the config lacks (mmengine\'s '
+                        'rule), except a near miss of an existing key: that is refused as a typo')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='none: one process; pytorch: under torchrun; slurm: under srun')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
@@ -69,33 +70,51 @@ def add_common_args(parser: argparse.ArgumentParser, **run_args) -> None:
     add_train_args(parser)
 
 
-def _has_key(cfg, dotted: str) -> bool:
-    node = cfg
-    for part in dotted.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+# difflib's similarity above which a new key is taken for a typo of the key beside it:
+# 'max_epoch' / 'max_epochs' 0.95, 'batchsize' / 'batch_size' 0.95; 'persistent_workers' /
+# 'num_workers' 0.62 is a new key
+NEAR_MISS = 0.8
+
+
+def _first_missing(tree: dict, key: str, config_path: str):
+    """``(i, existing)``: the first part of dotted ``key`` the config lacks and the keys beside
+    it; None when ``key`` exists. What mmengine's merge cannot add (an index past a list's end,
+    a key below a plain value) is refused here, not left to fail inside the merge."""
+    node, parts = tree, key.split('.')
+    for i, part in enumerate(parts):
+        where = '.'.join(parts[:i])
+        if isinstance(node, list):  # mmengine indexes lists, not tuples
+            if not (part.isdigit() and int(part) < len(node)):
+                raise UserError(f"--cfg-options: key '{key}': '{where}' in {config_path} is a "
+                                f"list of {len(node)}, and '{part}' is no index of it")
             node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
+        elif isinstance(node, dict):
+            if part not in node:
+                return i, [k for k in node if isinstance(k, str)]
             node = node[part]
         else:
-            return False
-    return True
-
-
-def _all_keys(node, prefix=''):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield prefix + k
-            yield from _all_keys(v, prefix + k + '.')
+            raise UserError(f"--cfg-options: key '{key}': '{where}' in {config_path} is a "
+                            f'value ({type(node).__name__}), not a dict')
+    return None
 
 
 def merge_cfg_options(cfg: Config, options: dict, config_path: str) -> None:
-    """Merge ``--cfg-options``, refusing keys the config lacks: a typo must not be silently added."""
+    """Merge ``--cfg-options`` as mmengine does: a key the config lacks is added (and said so),
+    unless it is a near miss of a key beside it (``max_epoch`` where ``max_epochs`` is): that is
+    a typo, which added would silently change nothing."""
     tree = cfg.to_dict()
     for key in options:
-        if not _has_key(tree, key):
-            close = difflib.get_close_matches(key, list(_all_keys(tree)), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise UserError(f"--cfg-options: key '{key}' does not exist in {config_path}{hint}")
+        missing = _first_missing(tree, key, config_path)
+        if missing is None:
+            continue
+        i, existing = missing
+        parts = key.split('.')
+        close = difflib.get_close_matches(parts[i], existing, n=1, cutoff=NEAR_MISS)
+        if close:
+            fixed = '.'.join([*parts[:i], close[0], *parts[i + 1:]])
+            raise UserError(f"--cfg-options: key '{key}' does not exist in {config_path} "
+                            f"(did you mean '{fixed}'?)")
+        print(f"--cfg-options: adding '{key}', which {config_path} does not set")
     cfg.merge_from_dict(options)
 
 
