@@ -4,6 +4,7 @@ The tools stay thin (argparse -> config -> Runner); everything a test needs to i
 """
 import argparse
 import difflib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -38,6 +39,11 @@ def add_run_args(parser: argparse.ArgumentParser,
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
+# --vis NAME: mmengine's visualizer backend, and the package it imports
+VIS_BACKENDS = dict(tensorboard=('TensorboardVisBackend', 'tensorboard'),
+                    wandb=('WandbVisBackend', 'wandb'))
+
+
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     """Options of the training tools."""
     parser.add_argument('--seed', type=int, help='random seed (default: the config\'s)')
@@ -53,6 +59,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--skip-bad-images', action='store_true',
                         help='skip corrupt or truncated images (listed in WORK_DIR/'
                         'skipped_images.txt) instead of stopping')
+    parser.add_argument('--vis', action='append', choices=sorted(VIS_BACKENDS),
+                        help='log to TensorBoard or W&B too (repeat for both; needs that '
+                        "package); the work dir's vis_data/scalars.json stays")
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by effective batch / the recipe's "
                         'auto_scale_lr.base_batch_size (mmengine\'s linear scaling rule)')
@@ -160,6 +169,28 @@ def rebase_data_root(cfg: Config, new_root: str, config_path: str) -> None:
         cfg.data_root = new_root
 
 
+def check_vis_packages(names) -> None:
+    """mmengine imports a backend's package at its first use, after the run has claimed its work
+    dir and built its model: say that it is missing before anything starts."""
+    for name in names:
+        package = VIS_BACKENDS[name][1]
+        if importlib.util.find_spec(package) is None:
+            raise UserError(f'--vis {name} needs the {package} package (pip install {package})')
+
+
+def add_vis_backends(cfg: Config, names) -> None:
+    """Add the visualizer backends ``names`` to the config's (its LocalVisBackend writes the
+    scalars.json the report reads). The setting hash leaves the visualizer out."""
+    visualizer = cfg.get('visualizer') or ConfigDict(type='Visualizer')
+    backends = list(visualizer.get('vis_backends') or [])
+    for name in names:
+        backend = VIS_BACKENDS[name][0]
+        if all(b.get('type') != backend for b in backends):
+            backends.append(dict(type=backend))
+    visualizer.vis_backends = backends
+    cfg.visualizer = visualizer
+
+
 def use_checked_loading(cfg: Config, skip_bad: bool, skip_log: str) -> None:
     """Swap in the checked image loader and the download-free CIFAR datasets.
 
@@ -188,6 +219,9 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
         merge_cfg_options(cfg, args.cfg_options, args.config)
     if args.data_root:
         rebase_data_root(cfg, args.data_root, args.config)
+    if args.vis:
+        check_vis_packages(args.vis)
+        add_vis_backends(cfg, args.vis)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or run_dir.default_work_dir(
         args.config, args.seed, backbone)
