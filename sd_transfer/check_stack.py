@@ -1,17 +1,65 @@
-"""Proves the installed stack works: compiled mmcv ops (on CUDA too when a GPU is visible) and the
-three OpenMMLab registries.
+"""Proves the installed stack works: every package pyproject.toml asks for in a version it allows
+(one line for each that is missing or too old or new), compiled mmcv ops (on CUDA too when a GPU
+is visible) and the three OpenMMLab registries.
+
+The versions come first, before anything imports mmcv: in an existing OpenMMLab environment
+(``pip install -e .``, README's Setup) an old mmdet or a missing mmcv should be named, not fail
+somewhere inside an import.
 
 mmcv builds its CUDA ops only when asked or when the build machine sees a GPU; a CPU-only build
 imports fine and fails at the first detection step on a GPU. So wherever a GPU is visible, nms
 and roi_align run on it here, and setup fails if they cannot (``SD_EXPECT_MMCV_OPS=cpu``, set by
 setup for ``SD_MMCV_CUDA=0``, is the one exception).
 """
+import importlib.metadata
 import os
+import sys
+import tomllib
 
-import torch
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+PYPROJECT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         'pyproject.toml')
+
+
+def requirements() -> list:
+    """pyproject.toml's dependencies, plus mmcv, which each environment builds itself."""
+    with open(PYPROJECT, 'rb') as f:
+        project = tomllib.load(f)
+    return project['project']['dependencies'] + project['tool']['sd_transfer']['user-built']
+
+
+def version_problems(required) -> list:
+    """One line for each requirement that is not installed, or installed in a version it excludes
+    (as the package's metadata says, which is what pip goes by)."""
+    problems = []
+    for requirement in map(Requirement, required):
+        try:
+            installed = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            problems.append(f'missing: {requirement.name} (needs {requirement})')
+            continue
+        failed = [s for s in requirement.specifier if not s.contains(installed, prereleases=True)]
+        if failed:
+            newer = all(Version(installed) >= Version(s.version) for s in failed)
+            problems.append(f"too {'new' if newer else 'old'}: {requirement.name} {installed} "
+                            f'(needs {requirement})')
+    return problems
+
+
+def check_versions() -> None:
+    required = requirements()
+    problems = version_problems(required)
+    if problems:
+        print('\n'.join(problems), file=sys.stderr)
+        raise SystemExit('install them with `pip install -e .` (mmcv: README, Setup, or '
+                         'tools/setup_env.sh)')
+    print(f'versions ok: {len(required)} packages as pyproject.toml asks')
 
 
 def check_ops(device: str) -> None:
+    import torch
     from mmcv.ops import nms, roi_align
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]],
                          device=device)
@@ -27,7 +75,9 @@ def check_ops(device: str) -> None:
 
 
 def main():
+    check_versions()
     import mmcv
+    import torch
     check_ops('cpu')
     expect = os.environ.get('SD_EXPECT_MMCV_OPS', 'auto')
     if torch.cuda.is_available() and expect != 'cpu':

@@ -4,6 +4,7 @@ The tools stay thin (argparse -> config -> Runner); everything a test needs to i
 """
 import argparse
 import difflib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -32,10 +33,16 @@ def add_run_args(parser: argparse.ArgumentParser,
                         f'(default: {work_dir_default})')
     parser.add_argument('--data-root', help="replaces the config's data_root")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-                        help='override config keys; every key must already exist in the config')
+                        help='override config keys, or add ones the config lacks (mmengine\'s '
+                        'rule), except a near miss of an existing key: that is refused as a typo')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='none: one process; pytorch: under torchrun; slurm: under srun')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+# --vis NAME: mmengine's visualizer backend, and the package it imports
+VIS_BACKENDS = dict(tensorboard=('TensorboardVisBackend', 'tensorboard'),
+                    wandb=('WandbVisBackend', 'wandb'))
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +60,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--skip-bad-images', action='store_true',
                         help='skip corrupt or truncated images (listed in WORK_DIR/'
                         'skipped_images.txt) instead of stopping')
+    parser.add_argument('--vis', action='append', choices=sorted(VIS_BACKENDS),
+                        help='log to TensorBoard or W&B too (repeat for both; needs that '
+                        "package); the work dir's vis_data/scalars.json stays")
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the learning rate by effective batch / the recipe's "
                         'auto_scale_lr.base_batch_size (mmengine\'s linear scaling rule)')
@@ -70,33 +80,51 @@ def add_common_args(parser: argparse.ArgumentParser, **run_args) -> None:
     add_train_args(parser)
 
 
-def _has_key(cfg, dotted: str) -> bool:
-    node = cfg
-    for part in dotted.split('.'):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+# difflib's similarity above which a new key is taken for a typo of the key beside it:
+# 'max_epoch' / 'max_epochs' 0.95, 'batchsize' / 'batch_size' 0.95; 'persistent_workers' /
+# 'num_workers' 0.62 is a new key
+NEAR_MISS = 0.8
+
+
+def _first_missing(tree: dict, key: str, config_path: str):
+    """``(i, existing)``: the first part of dotted ``key`` the config lacks and the keys beside
+    it; None when ``key`` exists. What mmengine's merge cannot add (an index past a list's end,
+    a key below a plain value) is refused here, not left to fail inside the merge."""
+    node, parts = tree, key.split('.')
+    for i, part in enumerate(parts):
+        where = '.'.join(parts[:i])
+        if isinstance(node, list):  # mmengine indexes lists, not tuples
+            if not (part.isdigit() and int(part) < len(node)):
+                raise UserError(f"--cfg-options: key '{key}': '{where}' in {config_path} is a "
+                                f"list of {len(node)}, and '{part}' is no index of it")
             node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
+        elif isinstance(node, dict):
+            if part not in node:
+                return i, [k for k in node if isinstance(k, str)]
             node = node[part]
         else:
-            return False
-    return True
-
-
-def _all_keys(node, prefix=''):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield prefix + k
-            yield from _all_keys(v, prefix + k + '.')
+            raise UserError(f"--cfg-options: key '{key}': '{where}' in {config_path} is a "
+                            f'value ({type(node).__name__}), not a dict')
+    return None
 
 
 def merge_cfg_options(cfg: Config, options: dict, config_path: str) -> None:
-    """Merge ``--cfg-options``, refusing keys the config lacks: a typo must not be silently added."""
+    """Merge ``--cfg-options`` as mmengine does: a key the config lacks is added (and said so),
+    unless it is a near miss of a key beside it (``max_epoch`` where ``max_epochs`` is): that is
+    a typo, which added would silently change nothing."""
     tree = cfg.to_dict()
     for key in options:
-        if not _has_key(tree, key):
-            close = difflib.get_close_matches(key, list(_all_keys(tree)), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ''
-            raise UserError(f"--cfg-options: key '{key}' does not exist in {config_path}{hint}")
+        missing = _first_missing(tree, key, config_path)
+        if missing is None:
+            continue
+        i, existing = missing
+        parts = key.split('.')
+        close = difflib.get_close_matches(parts[i], existing, n=1, cutoff=NEAR_MISS)
+        if close:
+            fixed = '.'.join([*parts[:i], close[0], *parts[i + 1:]])
+            raise UserError(f"--cfg-options: key '{key}' does not exist in {config_path} "
+                            f"(did you mean '{fixed}'?)")
+        print(f"--cfg-options: adding '{key}', which {config_path} does not set")
     cfg.merge_from_dict(options)
 
 
@@ -142,6 +170,28 @@ def rebase_data_root(cfg: Config, new_root: str, config_path: str) -> None:
         cfg.data_root = new_root
 
 
+def check_vis_packages(names) -> None:
+    """mmengine imports a backend's package at its first use, after the run has claimed its work
+    dir and built its model: say that it is missing before anything starts."""
+    for name in names:
+        package = VIS_BACKENDS[name][1]
+        if importlib.util.find_spec(package) is None:
+            raise UserError(f'--vis {name} needs the {package} package (pip install {package})')
+
+
+def add_vis_backends(cfg: Config, names) -> None:
+    """Add the visualizer backends ``names`` to the config's (its LocalVisBackend writes the
+    scalars.json the report reads). The setting hash leaves the visualizer out."""
+    visualizer = cfg.get('visualizer') or ConfigDict(type='Visualizer')
+    backends = list(visualizer.get('vis_backends') or [])
+    for name in names:
+        backend = VIS_BACKENDS[name][0]
+        if all(b.get('type') != backend for b in backends):
+            backends.append(dict(type=backend))
+    visualizer.vis_backends = backends
+    cfg.visualizer = visualizer
+
+
 def use_checked_loading(cfg: Config, skip_bad: bool, skip_log: str) -> None:
     """Swap in the checked image loader and the download-free CIFAR datasets.
 
@@ -170,6 +220,9 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
         merge_cfg_options(cfg, args.cfg_options, args.config)
     if args.data_root:
         rebase_data_root(cfg, args.data_root, args.config)
+    if args.vis:
+        check_vis_packages(args.vis)
+        add_vis_backends(cfg, args.vis)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or run_dir.default_work_dir(
         args.config, args.seed, backbone)

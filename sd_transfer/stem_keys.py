@@ -17,7 +17,7 @@ _STEM = re.compile(r'^stem\.(\d+)\.(conv|bn)\.(.+)$')
 _DOWNSAMPLE = re.compile(r'^(layer\d+\.\d+\.downsample)\.(\d+)\.(.+)$')
 
 
-def _avg_down(state: Dict[str, torch.Tensor]) -> bool:
+def is_avg_down(state: Dict[str, torch.Tensor]) -> bool:
     """A downsample conv (4-d weight) at index 1 only exists behind an average pool."""
     return any(m and m.group(2) == '1' and m.group(3) == 'weight' and v.dim() == 4
                for m, v in ((_DOWNSAMPLE.match(k), v) for k, v in state.items()))
@@ -26,7 +26,7 @@ def _avg_down(state: Dict[str, torch.Tensor]) -> bool:
 def to_downstream(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """``state`` with mmpretrain's deep-stem (and V1d downsample) keys renamed as mmdet's and
     mmseg's; keys already so named, and plain-ResNet keys, are kept as they are."""
-    avg_down = _avg_down(state)
+    avg_down = is_avg_down(state)
     out = {}
     for key, value in state.items():
         stem = _STEM.match(key)
