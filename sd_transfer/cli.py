@@ -266,8 +266,10 @@ def load_config(args, backbone: Optional[str] = None) -> Config:
     if args.compile:
         cfg.compile = True
     if args.resume == 'auto':
-        cfg.resume = True
         cfg.load_from = engine.find_resumable_checkpoint(cfg.work_dir)
+        # none that loads: start afresh (mmengine's own auto-resume would take the file that
+        # last_checkpoint names, the one just refused)
+        cfg.resume = cfg.load_from is not None
         if cfg.load_from is None:
             print(f'--resume: no checkpoint in {cfg.work_dir}; starting from the beginning')
     elif args.resume is not None:
@@ -306,6 +308,7 @@ def start_run(cfg: Config, args, kind: str, backbone: Optional[dict] = None,
     done = run_dir.finished_run(kind, cfg.work_dir) if resume else None
     if done:
         print(f'--resume: {cfg.work_dir} finished before ({done}); nothing to do')
+        run_dir.clear_stopped(cfg.work_dir)  # a job requeued at its end must not requeue again
         return False
     run_dir.claim(cfg.work_dir, record, resume)
     if args.skip_bad_images:

@@ -9,7 +9,12 @@ gone.
 Some cluster filesystems have no ``flock`` (Lustre mounted without it, NFS without lockd). There
 the lock is ``WORK_DIR/.lock-owner``, created exclusively and holding host, pid and the pid's
 start time; it is removed when the process exits normally, and a file left by a killed process is
-recognised as stale on the host that wrote it.
+recognised as stale on the host that wrote it, or by the same Slurm job once requeued (on
+whatever node).
+
+A lock recorded by an earlier start of this very Slurm job (requeued, possibly on another node,
+where NFS may keep a dead node's lock for its lease) or taken for a moment by a study checking
+it is waited for a while before the run gives up.
 """
 import atexit
 import errno
@@ -18,6 +23,7 @@ import os
 import os.path as osp
 import socket
 import sys
+import time
 from typing import Optional
 
 from .errors import UserError
@@ -27,6 +33,7 @@ OWNER_FILE = '.lock-owner'  # where flock is not supported
 
 _HELD = {}  # work dir -> open file holding the flock, or path of the owner file we created
 _warned = []
+PATIENCE = dict(moment=2.0, same_job=180.0)  # seconds a lock is waited for (see above)
 
 
 def lock(work_dir: str) -> None:
@@ -36,17 +43,24 @@ def lock(work_dir: str) -> None:
     if rank != '0' or work_dir in _HELD:
         return
     handle = open(osp.join(work_dir, LOCK_FILE), 'a+')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # EWOULDBLOCK: another process holds it
-        handle.seek(0)
-        recorded = handle.read().strip()
-        handle.close()
-        raise UserError(_in_use(work_dir, recorded, osp.join(work_dir, LOCK_FILE))) from None
-    except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP, ...: this filesystem has no flock
-        handle.close()
-        _lock_with_owner_file(work_dir, e)
-        return
+    start = time.time()
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:  # EWOULDBLOCK: another process holds it
+            handle.seek(0)
+            recorded = handle.read().strip()
+            patience = PATIENCE['same_job' if _same_job(recorded) else 'moment']
+            if time.time() - start < patience:
+                time.sleep(0.5)
+                continue
+            handle.close()
+            raise UserError(_in_use(work_dir, recorded, osp.join(work_dir, LOCK_FILE))) from None
+        except OSError as e:  # ENOLCK, ENOSYS, EOPNOTSUPP, ...: this filesystem has no flock
+            handle.close()
+            _lock_with_owner_file(work_dir, e)
+            return
     handle.truncate(0)
     handle.write(_me() + '\n')
     handle.flush()
@@ -75,7 +89,16 @@ def holder(work_dir: str) -> Optional[str]:
 
 
 def _me() -> str:
-    return f'pid {os.getpid()} on {socket.gethostname()} (started {_start_time(os.getpid())})'
+    job = os.environ.get('SLURM_JOB_ID')
+    return (f'pid {os.getpid()} on {socket.gethostname()} (started {_start_time(os.getpid())})'
+            + (f' in Slurm job {job}' if job else ''))
+
+
+def _same_job(recorded: str) -> bool:
+    """Whether ``recorded`` is an earlier start of this Slurm job (it was requeued)."""
+    job = os.environ.get('SLURM_JOB_ID')
+    return bool(job) and recorded.endswith(f' in Slurm job {job}') and not recorded.startswith(
+        f'pid {os.getpid()} on {socket.gethostname()} ')
 
 
 def _start_time(pid: int) -> Optional[str]:
@@ -151,12 +174,12 @@ def _lock_with_owner_file(work_dir: str, why: OSError) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             recorded = _read(path)
-            if not _dead_here(recorded):
+            if not (_dead_here(recorded) or _same_job(recorded)):
                 raise UserError(f'{work_dir} is in use by a run that is still going ({recorded}); '
                                 f'wait for it, choose another --work-dir, or, if that run is '
                                 f'gone (a failed node), delete {path}') from None
             try:
-                os.unlink(path)  # left by a killed process of this host
+                os.unlink(path)  # left by a killed process of this host, or of this job
             except FileNotFoundError:
                 pass
             continue

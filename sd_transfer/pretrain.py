@@ -1,6 +1,7 @@
 """Pretraining as the tools run it: config and options, input checks, teacher, Runner."""
 from typing import Optional
 
+from mmengine.dist import barrier
 from mmengine.runner import Runner
 
 from .cli import load_config, start_run
@@ -39,4 +40,5 @@ def pretrain(args, cfg_updates: Optional[dict] = None) -> Optional[Runner]:
     if teacher is not None:
         runner.register_hook(teacher)
     runner.train()
+    barrier()  # rank 0 writes the final backbone after the others are done: born-again reads it
     return runner

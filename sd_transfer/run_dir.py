@@ -15,6 +15,7 @@ from .io import atomic_write_json, safe_torch_load
 from .lock import lock
 
 RECORD = 'run.json'
+STOPPED = 'stopped.json'  # a run stopped at SIGUSR1, to be resumed (engine/stop_signal.py)
 
 
 def config_name(config: str) -> str:
@@ -91,8 +92,10 @@ def check(work_dir: str, record: dict, resume: bool) -> dict:
         raise UserError(f'cannot {verb} {work_dir}: it holds the {_describe(old)}; this run '
                         f'is the {_describe(mine)} (choose another --work-dir, or leave it '
                         'out for a distinct default)')
-    if old.get('total_batch') not in (None, mine.get('total_batch')):
-        # with another total batch the lr, the schedule in iterations and the epochs differ
+    batch = ('total_batch', 'world_size')
+    if old.get('total_batch') and [old.get(k) for k in batch] != [mine.get(k) for k in batch]:
+        # with another total batch the lr, the schedule in iterations and the epochs differ;
+        # with another world size the batch each BN layer normalises over
         raise UserError(f'cannot {verb} {work_dir}: its run trains with {_batch(old)}, this one '
                         f"with {_batch(mine)}; run it with {old.get('world_size')} process(es) "
                         'to continue it, or choose another --work-dir')
@@ -105,7 +108,14 @@ def claim(work_dir: str, record: dict, resume: bool) -> dict:
     os.makedirs(work_dir, exist_ok=True)
     lock(work_dir)
     atomic_write_json(record, osp.join(work_dir, RECORD))
+    clear_stopped(work_dir)  # this is the resume it was stopped for
     return record
+
+
+def clear_stopped(work_dir: str) -> None:
+    """Remove the mark of a stop at SIGUSR1: the run is resumed (or done)."""
+    if osp.exists(osp.join(work_dir, STOPPED)):
+        os.unlink(osp.join(work_dir, STOPPED))
 
 
 def _comparable(value):

@@ -150,7 +150,7 @@ def test_a_study_runs_to_its_report(studies):
     assert '## Study: 2 of 2 planned runs finished' in report
     # every job logged under the study's slurm/ folder, the report's too; nothing in the checkout
     logs = sorted(p.name for p in (root / 'plain' / 'slurm').glob('*.out'))
-    assert len(logs) == 3 and any('_report.' in name for name in logs), logs
+    assert len(logs) == 3 and any(name.startswith('report.') for name in logs), logs
     assert not [p for p in os.listdir(REPO) if p.startswith('slurm-')]
 
 
@@ -171,9 +171,9 @@ def test_a_second_submission_submits_nothing_new(studies):
 
 def test_a_time_limit_requeues_the_run_until_it_is_done(studies):
     root, cluster = studies['root'], studies['cluster']
-    log = '\n'.join(p.read_text() for p in (root / 'limited' / 'slurm').glob('*_001.*.out'))
+    log = '\n'.join(p.read_text() for p in (root / 'limited' / 'slurm').glob('001_*.out'))
     assert 'stopped at SIGUSR1 after iteration' in log and 'requeued' in log, log[-3000:]
-    job_id = int(next((root / 'limited' / 'slurm').glob('*_001.*.out')).name.split('.')[-2])
+    job_id = int(next((root / 'limited' / 'slurm').glob('001_*.out')).name.split('.')[-2])
     job = cluster.job(job_id)
     assert job['JobState'] == 'COMPLETED' and int(job['Restarts']) >= 1, job
     assert _same_weights(_backbone(root, 'limited')['state_dict'],
@@ -185,7 +185,7 @@ def test_a_failed_pretraining_cancels_its_transfer_and_is_reported(studies):
     logs = {p.name: p.read_text() for p in (root / 'failing' / 'slurm').glob('*.out')}
     assert any('error: ' in text and 'nowhere' in text for text in logs.values()), logs
     submitted = studies['out']['failing'][1]
-    transfer_job = int(re.search(r'_002: submitted as job (\d+), after job', submitted).group(1))
+    transfer_job = int(re.search(r'002_\S+: submitted as job (\d+), after job', submitted).group(1))
     assert cluster.job(transfer_job)['JobState'] == 'CANCELLED'  # not pending for ever
     report = (root / 'failing' / 'report' / 'report.md').read_text()
     assert '## Study: 0 of 2 planned runs finished' in report

@@ -66,6 +66,9 @@ class InferenceTeacher(torch.nn.Module):
                    if self._compile_pending else 'not compiled')
         return ', '.join(how)
 
+    # Under --compile (mmengine compiles the whole train step) the teacher is not traced into the
+    # student's graph: it runs (and compiles) on its own, its swaps cause no recompile there.
+    @torch.compiler.disable
     def forward(self, inputs: torch.Tensor, mode: str = 'tensor'):
         if self._compile_pending:
             self._compile_pending = False

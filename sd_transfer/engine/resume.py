@@ -44,13 +44,13 @@ class ResumeHook(Hook):
     priority = 'VERY_HIGH'  # the first to see a loaded checkpoint: refuse before others use it
 
     def before_run(self, runner) -> None:
-        if runner._resume and get_world_size() > 1:
-            chosen = [runner._load_from]
+        if get_world_size() > 1:  # rank 0's choice, whether to resume and from which file, for all
+            chosen = [(runner._resume, runner._load_from)]
             broadcast_object_list(chosen, src=0)
-            if chosen[0] != runner._load_from:
-                runner.logger.warning(f'rank {get_rank()}: resuming from {chosen[0]}, the '
-                                      f'checkpoint rank 0 chose, not {runner._load_from}')
-            runner._load_from = chosen[0]
+            if chosen[0] != (runner._resume, runner._load_from):
+                runner.logger.warning(f'rank {get_rank()}: resuming as rank 0 chose '
+                                      f'({chosen[0][1]}), not from {runner._load_from}')
+            runner._resume, runner._load_from = chosen[0]
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['run_shape'] = run_shape(runner)
@@ -60,8 +60,8 @@ class ResumeHook(Hook):
         if not runner._resume or saved is None:
             return
         now = run_shape(runner)
-        if (saved['total_batch'], saved['epoch_length']) != (now['total_batch'],
-                                                             now['epoch_length']):
+        keys = ('total_batch', 'world_size', 'epoch_length')
+        if [saved.get(k) for k in keys] != [now[k] for k in keys]:
             raise UserError(
                 f'--resume: the checkpoint was trained with {_shape(saved)}; this run has '
                 f'{_shape(now)}: its schedule (lr, cycle lengths, epochs in iterations) would '
@@ -69,7 +69,7 @@ class ResumeHook(Hook):
                 'and data')
 
     def before_train(self, runner) -> None:
-        if not (runner._resume and runner._has_loaded) or get_world_size() == 1:
+        if not runner._resume or get_world_size() == 1:  # the same on every rank (before_run)
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         mine = (runner.iter, state_digest(model))

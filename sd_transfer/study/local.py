@@ -61,6 +61,9 @@ def run_here(study: Study, launcher: str = 'none', gpus: int = 1,
     """
     save_plan(study)
     slots = 1 if launcher == 'none' else gpus
+    if launcher != 'none' and gpus > len(_visible()):
+        raise UserError(f'--gpus {gpus}: only {len(_visible())} GPU(s) are visible here '
+                        f"(CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
     progress = _Progress(study, slots)
     pending = []
     for run in study.runs:
@@ -130,11 +133,17 @@ def _start(study: Study, run: Run, launcher: str, devices: List[int], progress) 
                f'--master_port={_free_port()}', *run.command('pytorch')]
     log = _log(study, run)
     os.makedirs(osp.dirname(log), exist_ok=True)
-    print(f'{progress.tag(run)}: {state} on GPU(s) {",".join(map(str, devices))}; log {log}',
-          flush=True)
+    gpus = ','.join(_visible()[d] for d in devices)
+    print(f'{progress.tag(run)}: {state} on GPU(s) {gpus}; log {log}', flush=True)
     with open(log, 'a') as out:
         out.write('$ ' + ' '.join(shlex.quote(c) for c in command) + '\n')
         out.flush()
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(os.environ,
-                                         CUDA_VISIBLE_DEVICES=','.join(map(str, devices))))
+                                env=dict(os.environ, CUDA_VISIBLE_DEVICES=gpus))
+
+
+def _visible() -> List[str]:
+    """The GPUs this study may use: those it was given (an allocation's CUDA_VISIBLE_DEVICES),
+    else all, by index."""
+    given = os.environ.get('CUDA_VISIBLE_DEVICES')
+    return given.split(',') if given else [str(i) for i in range(1024)]

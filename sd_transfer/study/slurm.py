@@ -18,24 +18,28 @@ import sys
 from typing import List
 
 from .. import lock
-from ..engine.stop_signal import RESUMABLE
+from ..run_dir import STOPPED
 from ..io import atomic_write_text
 from . import REPO, Study, per_kind, save_plan
 
 
 # The job script's body: the time-limit warning (USR1, --signal=B:...) comes to this shell; it
-# passes it to the run, which saves a checkpoint where a resume continues exactly and exits with
-# RESUMABLE; then the job requeues itself, and its dependents wait until it really finishes.
+# passes it to the run, which saves a checkpoint where a resume continues exactly, writes
+# WORK_DIR/stopped.json and exits; then the job requeues itself, and its dependents wait until
+# it really finishes. (By the file, not srun's exit code: --kill-on-bad-exit turns the other
+# ranks' exit into a signal's.) One inductor compile thread: its worker processes would die of
+# the forwarded signal.
 JOB_BODY = """\
 cd {cwd}
 export MASTER_PORT=$((10000 + SLURM_JOB_ID % 50000))  # jobs sharing a node must not share it
+export TORCHINDUCTOR_COMPILE_THREADS=1
 trap 'stop=1; [ -n "${{run:-}}" ] && kill -USR1 "$run"' USR1
 srun --cpus-per-task="$SLURM_CPUS_PER_TASK" --kill-on-bad-exit=1 {command} &
 run=$!
 [ -n "${{stop:-}}" ] && kill -USR1 "$run"
 wait "$run"; status=$?
 while kill -0 "$run" 2>/dev/null; do wait "$run"; status=$?; done  # a trap ends a wait early
-if [ "$status" -eq {resumable} ]; then
+if [ -f {stopped} ]; then
   echo "stopped before the time limit with a checkpoint: requeued" >&2
   scontrol requeue "$SLURM_JOB_ID"
 fi
@@ -49,22 +53,24 @@ submit() {  # NAME SCRIPT [AFTER_ID]: print the id of NAME's job, queued now or 
   local id
   id=$(squeue --me -h -n "$1" -o %i | head -n 1)
   if [ -n "$id" ]; then
-    echo "$1: already queued or running as job $id; not submitted again" >&2
+    echo "$(basename "$2" .sh): already queued or running as job $id; not submitted again" >&2
   else
     id=$(sbatch --parsable ${3:+--dependency=afterok:$3 --kill-on-invalid-dep=yes} "$2")
     id=${id%%;*}
     new=$((new + 1))
-    echo "$1: submitted as job $id${3:+, after job $3}" >&2
+    echo "$(basename "$2" .sh): submitted as job $id${3:+, after job $3}" >&2
   fi
   echo "$id"
 }
 """
 
 
-def job_name(study: Study, what) -> str:
-    """Unique per study and run: how a resubmission finds a run's job in the queue."""
-    tag = hashlib.sha256(osp.abspath(study.work_dir).encode()).hexdigest()[:8]
-    return f'sdt_{tag}_{what}'
+def job_name(study: Study, run=None) -> str:
+    """Unique per study and run (by its work dir, not its place in the plan, which moves when
+    the study file gains a seed): how a resubmission finds a run's job in the queue."""
+    def tag(path):
+        return hashlib.sha256(osp.abspath(path).encode()).hexdigest()[:8]
+    return f"sdt_{tag(study.work_dir)}_{'report' if run is None else tag(run.work_dir)}"
 
 
 def _queued() -> dict:
@@ -77,7 +83,7 @@ def _queued() -> dict:
     return dict(line.split() for line in out.splitlines() if len(line.split()) == 2)
 
 
-def _header(study: Study, name: str, kind: str, folder: str) -> List[str]:
+def _header(study: Study, name: str, kind: str, log: str) -> List[str]:
     slurm = study.slurm
     gpus = study.processes(kind)
     tasks = f'--ntasks-per-node={gpus} --gres=gpu:{gpus}' if gpus else '--ntasks-per-node=1'
@@ -86,7 +92,7 @@ def _header(study: Study, name: str, kind: str, folder: str) -> List[str]:
               f"#SBATCH --cpus-per-task={per_kind(slurm.get('cpus_per_task', 5), kind)}",
               '#SBATCH --requeue',
               f"#SBATCH --signal=B:USR1@{per_kind(slurm.get('signal_seconds', 1800), kind)}",
-              f'#SBATCH -o {folder}/%x.%j.out --open-mode=append']  # a requeued job adds
+              f'#SBATCH -o {log} --open-mode=append']  # a requeued job adds
     for key, option in (('time', '-t'), ('account', '-A'), ('qos', '--qos'), ('mem', '--mem')):
         value = per_kind(slurm.get(key), kind)
         if value:
@@ -115,7 +121,7 @@ def write_slurm(study: Study) -> str:
     for run in study.runs:
         if run.finished():
             continue
-        name = job_name(study, f'{run.index:03d}')
+        name = job_name(study, run)
         holder = lock.holder(run.work_dir)
         if run.after in outside or (holder and name not in queued):
             print(f'[{run.index}] {run.name}: ' + (
@@ -126,8 +132,10 @@ def write_slurm(study: Study) -> str:
             continue
         script = osp.join(folder, f'{run.index:03d}_{run.kind}_{run.name.replace("/", "__")}.sh')
         command = ' '.join(shlex.quote(c) for c in [python, *run.command('slurm')])
-        body = JOB_BODY.format(cwd=here, command=command, resumable=RESUMABLE)
-        atomic_write_text('\n'.join(_header(study, name, run.kind, folder)) + '\n' + body,
+        body = JOB_BODY.format(cwd=here, command=command,
+                               stopped=shlex.quote(osp.join(run.work_dir, STOPPED)))
+        log = f'{osp.splitext(script)[0]}.%j.out'
+        atomic_write_text('\n'.join(_header(study, name, run.kind, log)) + '\n' + body,
                           script)
         var = f'job{run.index}'
         after = f' "${job_of[run.after]}"' if run.after in job_of else ''
@@ -136,7 +144,7 @@ def write_slurm(study: Study) -> str:
     report_cmd = ' '.join(shlex.quote(c) for c in [
         python, osp.relpath(osp.join(REPO, 'tools', 'report.py')), study.work_dir, '--out',
         osp.join(study.work_dir, 'report'), '--plan', osp.join(study.work_dir, 'plan.json')])
-    report_name = job_name(study, 'report')
+    report_name = job_name(study)
     submit += [
         '# the report after every run, whatever their end; one that waits for older jobs is',
         '# replaced when something new was submitted',
@@ -145,7 +153,7 @@ def write_slurm(study: Study) -> str:
         f'if [ -z "$(squeue --me -h -n {report_name} -o %i)" ]; then',
         f'  sbatch --parsable ${{dep:+--dependency=afterany:$dep}} -J {report_name} -p '
         f"{shlex.quote(study.slurm.get('partition', 'PARTITION'))} -N 1 "
-        f'-o {folder}/%x.%j.out --wrap {shlex.quote(report_cmd)} >/dev/null',
+        f'-o {folder}/report.%j.out --wrap {shlex.quote(report_cmd)} >/dev/null',
         'fi',
         'echo "$new run(s) submitted; ${#ids[@]} queued or running; the report after them"']
     path = osp.join(folder, 'submit.sh')
