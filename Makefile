@@ -13,6 +13,6 @@ test: setup
 demo: setup
 	$(PY) tools/demo.py
 
-# Not one of the two commands: on a GPU machine, checks the GPU path and measures it (README).
+# Not one of the two commands: on a GPU machine, checks the GPU path and measures it (docs/advanced_guides/performance.md).
 gpu-check: setup
 	$(PY) benchmarks/gpu_check.py

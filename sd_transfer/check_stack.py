@@ -3,7 +3,7 @@
 is visible) and the three OpenMMLab registries.
 
 The versions come first, before anything imports mmcv: in an existing OpenMMLab environment
-(``pip install -e .``, README's Setup) an old mmdet or a missing mmcv should be named, not fail
+(``pip install -e .``, docs/get_started.md) an old mmdet or a missing mmcv should be named, not fail
 somewhere inside an import.
 
 mmcv builds its CUDA ops only when asked or when the build machine sees a GPU; a CPU-only build
@@ -53,7 +53,7 @@ def check_versions() -> None:
     problems = version_problems(required)
     if problems:
         print('\n'.join(problems), file=sys.stderr)
-        raise SystemExit('install them with `pip install -e .` (mmcv: README, Setup, or '
+        raise SystemExit('install them with `pip install -e .` (mmcv: docs/get_started.md or '
                          'tools/setup_env.sh)')
     print(f'versions ok: {len(required)} packages as pyproject.toml asks')
 
@@ -85,7 +85,7 @@ def main():
             check_ops('cuda')
         except RuntimeError as e:
             raise SystemExit(f"mmcv's ops do not run on the GPU ({e}); rebuild mmcv with CUDA "
-                             'ops: SD_MMCV_CUDA=1 make setup (see README, Setup)') from None
+                             'ops: SD_MMCV_CUDA=1 make setup (see docs/get_started.md)') from None
     cuda_ops = 'tested on ' + torch.cuda.get_device_name() if torch.cuda.is_available() and (
         expect != 'cpu') else ('built, no GPU here to test them' if expect == 'cuda' else 'no')
 

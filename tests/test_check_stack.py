@@ -37,5 +37,5 @@ def test_old_and_too_new_packages_are_named_one_line_each(tmp_path):
         'too old: torch 2.1.2 (needs torch>=2.14.1)',
         'too old: mmdet 3.1.0 (needs mmdet>=3.3.0)',
         'too new: setuptools 82.0.0 (needs setuptools<82,>=81.0.0)',
-        'install them with `pip install -e .` (mmcv: README, Setup, or tools/setup_env.sh)']
+        'install them with `pip install -e .` (mmcv: docs/get_started.md or tools/setup_env.sh)']
     assert 'stack ok' not in proc.stdout

@@ -1,6 +1,8 @@
-"""The full-scale path: README's command lines, as printed, and every shipped config, on CPU.
+"""The full-scale path: the docs' command lines, as printed, and every shipped config, on CPU.
 
-The commands run in a workspace laid out as README assumes (``configs/``, ``tools/``,
+The docs are README.md and the pages it maps (``DOCS``, in the order their commands run; the
+tests named ``test_readme_*`` check what those commands wrote). The commands run in a workspace
+laid out as the docs assume (``configs/``, ``tools/``,
 ``data/imagenet``, ``data/cifar100``, ``data/VOCdevkit``, ``work_dirs/``) with ``python``,
 ``torchrun`` and a one-machine ``srun`` (tests/bin) on PATH. The data are generated in the real
 layouts. To stay fast on 2 CPU cores every command gets extra ``--cfg-options`` that shrink the
@@ -59,7 +61,7 @@ SEG_SHRINK = [
     *_loaders(_TEST_LOADERS, 'dataset.pipeline.1.scale=(128,64)'),
     *[f'train_dataloader.dataset.datasets.{i}.pipeline.{k}' for i in (0, 1)
       for k in ('2.scale=(128,64)', '3.crop_size=(64,64)', '6.size=(64,64)')]]
-# Peak use of the workspace, measured: README's runs keep their checkpoints until the last
+# Peak use of the workspace, measured: the docs' runs keep their checkpoints until the last
 # (about 6 GB); later runs drop theirs as they end (see prune)
 NEEDS_DISK = 7e9
 EVAL_SHRINK = [*_loaders(_TEST_LOADERS, *_NO_WORKERS),
@@ -83,22 +85,53 @@ def shrink(command: str):
     return ['--cfg-options', *options]
 
 
-def readme_commands():
-    """Every command line of README's ```sh blocks (continuation lines joined), in order."""
-    with open(osp.join(REPO, 'README.md')) as f:
-        blocks = re.findall(r'^```sh\n(.*?)^```', f.read(), re.S | re.M)
+# Every page of the docs, in the order their ```sh blocks run: setup's tiny data, pretraining
+# before the transfers of its backbone (and the exports of its checkpoints), the report after
+# both, the resume of a finished pretraining last. A new page goes here, where its commands
+# belong (test_docs_lists_every_page_with_commands fails until it does).
+DOCS = [
+    'README.md',
+    'docs/index.md',
+    'docs/get_started.md',
+    'docs/user_guides/pretraining.md',
+    'docs/user_guides/transfer.md',
+    'docs/user_guides/report.md',
+    'docs/user_guides/study.md',
+    'docs/user_guides/troubleshooting.md',
+    'docs/advanced_guides/sd_and_arms.md',
+    'docs/advanced_guides/reliability.md',
+    'docs/advanced_guides/performance.md',
+    'configs/pretrain/README.md',
+    'configs/transfer/README.md',
+]
+# Where no page of the docs is: the environment, outputs and data
+NOT_DOCS = ('.venv', '.git', 'work_dirs', 'data')
+
+
+def sh_blocks(page):
+    """The ```sh blocks of one markdown file (relative to the repo), in order."""
+    with open(osp.join(REPO, page)) as f:
+        return re.findall(r'^```sh\n(.*?)^```', f.read(), re.S | re.M)
+
+
+def command_lines(text):
+    """The command lines of a code block: continuation lines joined, comments left out."""
     commands = []
-    for block in blocks:
-        for line in block.replace('\\\n', ' ').splitlines():
-            line = ' '.join(line.split())
-            if line and not line.startswith('#'):
-                commands.append(line)
+    for line in text.replace('\\\n', ' ').splitlines():
+        line = ' '.join(line.split())
+        if line and not line.startswith('#'):
+            commands.append(line)
     return commands
+
+
+def docs_commands():
+    """Every command line of the docs' ```sh blocks, page by page in ``DOCS`` order."""
+    return [line for page in DOCS for block in sh_blocks(page) for line in command_lines(block)]
 
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    """A folder laid out as README assumes; the data small, in the real layouts."""
+    """A folder laid out as the docs assume; the data small, in the real layouts."""
     ws = tmp_path_factory.mktemp('workspace')
     free = shutil.disk_usage(ws).free
     if free < NEEDS_DISK:  # say so now, not as 40 confusing failures when the disk fills up
@@ -143,17 +176,51 @@ def backbone_meta(path):
 
 
 @pytest.fixture(scope='module')
-def readme_runs(workspace):
-    """README's command lines, each run once, in README order; their logs by command."""
-    logs = {command: run(workspace, command) for command in readme_commands()}
-    # the SD run's checkpoints stay: the test of README's disk figure counts them
+def docs_runs(workspace):
+    """The docs' command lines, each run once, in ``DOCS`` order; their logs by command."""
+    logs = {command: run(workspace, command) for command in docs_commands()}
+    # the SD run's checkpoints stay: the test of the docs' disk figure counts them
     prune(workspace / 'work_dirs', keep=[workspace / 'work_dirs/resnet50_sd_8xb32_in1k'])
     return logs
 
 
-def test_readme_shows_the_full_scale_commands():
-    """The commands below are the ones users copy; losing one from README loses its test."""
-    commands = readme_commands()
+def test_docs_lists_every_page_with_commands():
+    """Every markdown file with a ```sh block is in ``DOCS``: a new page cannot escape the tests
+    of the docs' commands. And every page ``DOCS`` names exists."""
+    pages = set()
+    for root, dirs, files in os.walk(REPO):
+        rel = osp.relpath(root, REPO)
+        dirs[:] = [d for d in dirs if rel != '.' or d not in NOT_DOCS]
+        pages.update(osp.normpath(osp.join(rel, f)) for f in files if f.endswith('.md'))
+    with_commands = {page for page in pages if sh_blocks(page)}
+    assert with_commands, 'no page with a ```sh block found'
+    assert sorted(with_commands - set(DOCS)) == [], 'add these pages to DOCS, where they belong'
+    assert sorted(set(DOCS) - pages) == [], 'DOCS names pages that do not exist'
+    assert len(set(DOCS)) == len(DOCS)
+
+
+QUICK_START_SETUP = ('make setup', 'source .venv/bin/activate')
+
+
+def test_docs_run_the_readme_quick_start():
+    """README's quick start (a ```text block: its setup cannot run in the tests' workspace) says
+    what the guides' ```sh blocks say, so its commands run as printed there."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        quick = re.search(r'^## Quick start.*?^```text\n(.*?)^```', f.read(), re.S | re.M)
+    assert quick, "README has no quick start"
+    lines = command_lines(quick.group(1))
+    commands = [re.sub(r'\s+#.*', '', line) for line in lines]
+    assert commands[0] in QUICK_START_SETUP
+    run = [c for c in commands if c not in QUICK_START_SETUP]
+    assert [c.split()[1] for c in run] == ['tools/pretrain.py', 'tools/transfer.py',
+                                           'tools/report.py']
+    missing = [c for c in run if c not in docs_commands()]
+    assert missing == [], 'README quick start differs from the guides'
+
+
+def test_docs_shows_the_full_scale_commands():
+    """The commands below are the ones users copy; losing one from the docs loses its test."""
+    commands = docs_commands()
     assert any(c.startswith('python tools/pretrain.py configs/pretrain/resnet50_sd_8xb32_in1k.py')
                for c in commands)
     assert any(c.startswith('torchrun --nproc_per_node=8 tools/pretrain.py') for c in commands)
@@ -163,8 +230,8 @@ def test_readme_shows_the_full_scale_commands():
         assert any(f'tools/{tool} configs/transfer/' in c for c in commands), tool
 
 
-def test_readme_pretraining_commands(workspace, readme_runs):
-    logs = {c: log for c, log in readme_runs.items() if 'tools/pretrain.py' in c}
+def test_readme_pretraining_commands(workspace, docs_runs):
+    logs = {c: log for c, log in docs_runs.items() if 'tools/pretrain.py' in c}
     assert logs
     for command, log in logs.items():
         world = 1
@@ -190,14 +257,14 @@ def test_readme_pretraining_commands(workspace, readme_runs):
     meta = backbone_meta(work_dir / 'backbone.pth')
     assert (meta['arch'], meta['depth'], meta['cycle'], meta['num_cycles']) == (
         'ResNet', 50, 4, 4)
-    # README's disk figure: 3 full checkpoints (the last kept) and 5 backbone files, ~1.4 GB
+    # the docs' disk figure: 3 full checkpoints (the last kept) and 5 backbone files, ~1.4 GB
     files = sorted(p.name for p in work_dir.glob('*.pth'))
     assert files == ['backbone.pth', *[f'backbone_cycle{k}.pth' for k in range(1, 5)],
                      'epoch_2.pth', 'epoch_3.pth', 'epoch_4.pth']
     assert 1.3e9 < sum(p.stat().st_size for p in work_dir.glob('*.pth')) < 1.5e9
 
 
-def test_readme_born_again_command(workspace, readme_runs):
+def test_readme_born_again_command(workspace, docs_runs):
     root = workspace / 'work_dirs/resnet50_ban_8xb32_in1k'
     with open(root / 'summary.json') as f:
         summary = json.load(f)
@@ -207,16 +274,16 @@ def test_readme_born_again_command(workspace, readme_runs):
                for g in summary['generations'][1:])
     meta = backbone_meta(root / 'gen3/backbone.pth')
     assert meta['generation'] == 3 and meta['teacher']['path'].startswith(str(root / 'gen2'))
-    # the R-101 -> R-50 run of README's teacher example
+    # the R-101 -> R-50 run of the pretraining guide's teacher example
     meta = backbone_meta(workspace / 'work_dirs/resnet50_from_resnet101/backbone.pth')
     assert meta['teacher']['config'].endswith('resnet101_cyclic_8xb32_in1k.py')
 
 
-def test_readme_transfer_commands(workspace, readme_runs):
+def test_readme_transfer_commands(workspace, docs_runs):
     sha = glob.glob(str(workspace / 'work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/'
                         'resnet50_sd_8xb32_in1k_cycle4-*'))
-    assert len(sha) == 1, sha  # every det command of README trained into the same distinct dir
-    for command, log in readme_runs.items():
+    assert len(sha) == 1, sha  # every det command of the docs trained into the same distinct dir
+    for command, log in docs_runs.items():
         if 'tools/transfer.py' in command:
             assert 'backbone OK' in log, command
             assert 'mAP' in log or 'mIoU' in log, command
@@ -228,7 +295,7 @@ def test_readme_transfer_commands(workspace, readme_runs):
     assert evaluated['metrics'] == pytest.approx(metrics['metrics'])
 
 
-# Every shipped full-scale config, through README's one-GPU command with its path substituted.
+# Every shipped full-scale config, through the docs' one-GPU command with its path substituted.
 PRETRAIN = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/pretrain/*.py')))
 TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/transfer/*.py')))
 
@@ -270,7 +337,7 @@ def _backbone(config):
 
 
 def _exported(workspace, config):
-    """The backbone a run of ``config`` exported (README's born-again command: generation 1)."""
+    """The backbone a run of ``config`` exported (the docs' born-again command: generation 1)."""
     path = workspace / _backbone(config)
     generation = path.parent / 'gen1' / 'backbone.pth'
     return generation if generation.is_file() else path
@@ -278,7 +345,7 @@ def _exported(workspace, config):
 
 @pytest.fixture(scope='module')
 def pretrained(workspace):
-    """Every pretraining config through the one-GPU command, where README's commands did not
+    """Every pretraining config through the one-GPU command, where the docs' commands did not
     already run it."""
     commands = [f'python tools/pretrain.py {config} --data-root '
                 f"{'data/cifar100' if 'cifar' in config else 'data/imagenet'} --amp --auto-scale-lr"
@@ -319,7 +386,7 @@ def transferred(workspace, pretrained):
     commands = {}
     for config in TRANSFER:
         if _transfer_metrics(workspace, config):
-            continue  # README's commands fine-tuned it already
+            continue  # the docs' commands fine-tuned it already
         backbone = _backbone(_sd_backbone(config))
         task, root = ('det', 'data/VOCdevkit') if 'faster-rcnn' in config else (
             'seg', 'data/VOCdevkit/VOC2012')

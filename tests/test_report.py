@@ -385,7 +385,7 @@ R101 = dict(path='/t/r101.pth', sha256='1a2b3c4d' + '0' * 56,
 
 
 def test_teacher_is_part_of_the_row(tmp_path):
-    """README's ResNet-101 -> ResNet-50 run and the teacher-less run of the same ``_ban_``
+    """The pretraining guide's ResNet-101 -> ResNet-50 run and the teacher-less run of the same ``_ban_``
     config are two rows, and the teacher-less one is the baseline. Born-again's generation 1
     (never taught either) is a second candidate: the note says which one was chosen and why."""
     for seed, top1 in ((0, 70.0), (1, 71.0)):

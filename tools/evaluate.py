@@ -1,7 +1,8 @@
 """Test a fine-tuned PascalVOC detector (det) or segmentor (seg) and write metrics.json.
 
     python tools/evaluate.py det configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py \\
-        work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/epoch_4.pth --data-root data/VOCdevkit
+        $(cat work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/resnet50_sd_8xb32_in1k_cycle4-*/last_checkpoint) \\
+        --data-root data/VOCdevkit
 
 Results go to WORK_DIR/metrics.json; WORK_DIR defaults to eval_<checkpoint name> beside the
 checkpoint, so the fine-tuning run's own metrics.json is kept.

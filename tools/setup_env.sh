@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with the pinned stack. Idempotent: a second run with nothing to do takes seconds.
-# mmcv 2.1.0 is built once from its sdist (two fixes, see README) and cached outside the repo.
+# mmcv 2.1.0 is built once from its sdist (two fixes, see docs/get_started.md) and cached outside the repo.
 #
 # Choices (environment variables; all part of the setup stamp, so changing one re-runs setup):
 #   SD_TORCH_VARIANT  default: PyPI's torch wheel (a CUDA 13.0 build: sm_75..sm_120, needs a
@@ -45,7 +45,7 @@ check_nvcc() {
   release=$(nvcc --version | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p')
   [ "${release%%.*}" = "${torch_cuda%%.*}" ] || fail "nvcc is CUDA $release, torch $TORCH" \
     "($VARIANT) is built with CUDA $torch_cuda: install CUDA ${torch_cuda%%.*}.x or choose" \
-    "SD_TORCH_VARIANT=cu${release/./} (see README, Setup)"
+    "SD_TORCH_VARIANT=cu${release/./} (see docs/get_started.md)"
 }
 
 plan() {  # the flavour of mmcv ops: needs torch installed for 'auto'
