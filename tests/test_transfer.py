@@ -20,6 +20,8 @@ from sd_transfer.datasets.tiny import VOC_DRAWN
 from sd_transfer.io import safe_torch_load
 from sd_transfer.transfer import read_backbone, verify_backbone
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 SEG = 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'
 DET_R50 = 'configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py'
