@@ -129,7 +129,8 @@ def test_per_class_metrics(runs):
     """Per-class AP / IoU are reported, and average to the overall metrics as upstream's do:
     AP50 (the headline), AP75 (both rounded to 3 decimals by mmdet) and AP at IoU 0.50:0.95."""
     det = runs['det']['metrics']['metrics']
-    for kind, rounding in (('AP50', 5e-4), ('AP75', 5e-4), ('AP', 1e-9)):
+    # AP (0.50:0.95) is not rounded, yet the two means differ in the last digits (3.7e-9, seen)
+    for kind, rounding in (('AP50', 5e-4), ('AP75', 5e-4), ('AP', 1e-7)):
         aps = {k[len(f'pascal_voc/{kind}_'):]: v for k, v in det.items()
                if k.startswith(f'pascal_voc/{kind}_')}
         assert aps and set(aps) <= set(VOC_DRAWN)  # classes without test objects are left out
