@@ -19,6 +19,7 @@ from mmengine.config import Config
 from sd_transfer.datasets.tiny import VOC_DRAWN
 from sd_transfer.io import safe_torch_load
 from sd_transfer.transfer import read_backbone, verify_backbone
+from sd_transfer.transfer.backbone import build_backbone
 
 pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
@@ -261,6 +262,18 @@ def test_accepted_backbone_formats(task, tmp_path):
         if name != 'torchvision':
             assert all(torch.equal(loaded[k], v) for k, v in state.items()), name
     assert read_backbone(str(tmp_path / 'classifier.pth'))[1] == {'epoch': 3, 'iter': 90}
+
+
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_backbone_check_ignores_a_leftover_default_scope(task):
+    """A Runner earlier in the process leaves mmengine's DefaultScope behind (here 'mmengine',
+    as an mmengine-only Runner does); Registry.build resolves types in that scope's registry,
+    where no ResNet exists. The check must still build mmdet's / mmseg's backbone."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        net = build_backbone(dict(type='ResNet', depth=18), task)
+        assert DefaultScope.get_current_instance().scope_name == 'mmengine'
+    assert type(net).__module__.startswith('mmdet' if task == 'det' else 'mmseg')
 
 
 def test_evaluate_refuses_checkpoint_of_another_model(runs, tiny_voc, tmp_path, monkeypatch,
