@@ -2,13 +2,18 @@
 # nothing changed; ~15 minutes on a fresh 2-core machine, most of it building mmcv once).
 PY := .venv/bin/python
 
-.PHONY: setup test demo gpu-check
+.PHONY: setup test test-quick demo gpu-check
 
 setup:
 	@bash tools/setup_env.sh
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# Not one of the two commands: the unit tests only (no training runs, no tools end to end), for
+# working on one part; CI runs `make test`.
+test-quick: setup
+	$(PY) -m pytest -q -m 'not slow' tests
 
 demo: setup
 	$(PY) tools/demo.py

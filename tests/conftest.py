@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny generated datasets, made once per test session."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -32,10 +33,24 @@ def tool_env(extra=None) -> dict:
     return env
 
 
+def run_bounded(argv, timeout, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run with output captured, whose timeout also ends what the command started:
+    subprocess.run kills only its child, and then waits for ever on the pipes a hung grandchild
+    (a study's run, a rank) still holds."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f'{argv} ran past {timeout} s\n{out[-3000:]}\n{err[-3000:]}')
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def run_tool(*args, timeout=600, check=True, env=None):
     """Run a repo command the way a user does; return the CompletedProcess (output captured)."""
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=tool_env(env))
+    proc = run_bounded([sys.executable, *args], timeout, cwd=REPO, env=tool_env(env))
     if check and proc.returncode != 0:
         raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-3000:]}')

@@ -11,6 +11,8 @@ from mmengine.registry import DefaultScope
 
 from sd_transfer.distill import SnapshotDistiller
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 SHORT = ['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.periods=[1,1]',
          'param_scheduler.restart_weights=[1,1]']
 BAN = 'configs/pretrain/tiny/resnet18_ban_tiny.py'

@@ -11,6 +11,8 @@ import pytest
 import torch
 from conftest import REPO, Exploit, run_tool
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 CONFIG = 'configs/pretrain/tiny/resnet18_cyclic_tiny.py'
 ONE_EPOCH = ['--cfg-options', 'train_cfg.max_epochs=1', 'param_scheduler.periods=[1]',
              'param_scheduler.restart_weights=[1]']

@@ -22,6 +22,8 @@ from sd_transfer.datasets import make_tiny_imagenet
 from sd_transfer.io import file_sha256
 from sd_transfer.run_dir import finished_pretraining
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 PROBE = 'tests/configs/resnet18_sd_tiny_probe.py'
 NAN = 'tests/configs/resnet18_cyclic_tiny_nan.py'
 

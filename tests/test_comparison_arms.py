@@ -14,6 +14,8 @@ from mmpretrain.structures import DataSample
 
 from sd_transfer.datasets import make_tiny_imagenet
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 EPOCHS = 4
 SHORT = ['--cfg-options', f'train_cfg.max_epochs={EPOCHS}', 'param_scheduler.periods=[2,2]',
          'param_scheduler.restart_weights=[1,1]', 'train_dataloader.persistent_workers=False']

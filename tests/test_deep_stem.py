@@ -10,6 +10,8 @@ from sd_transfer.errors import UserError
 from sd_transfer.export import backbone_state_dict
 from sd_transfer.transfer import read_backbone, verify_backbone
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 MMLogger.get_instance('mmengine', log_level='WARNING')  # no weight-init report per model
 SEG_V1C = 'configs/transfer/tiny/deeplabv3_r18v1c-d8_voc12aug_tiny.py'
 SEG_PLAIN = 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'

@@ -2,7 +2,10 @@
 schedules, through tools/study.py's runner."""
 import json
 
+import pytest
 from conftest import run_tool
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 ARMS = {'resnet18_cyclic_tiny': 'resnet18_cyclic_tiny (baseline) cycle 2',
         'resnet18_ceweight_tiny': 'resnet18_ceweight_tiny (control: CE weight 1.33, no KD) cycle 2',

@@ -10,6 +10,8 @@ from conftest import run_tool
 
 from sd_transfer.distill import SnapshotDistiller, distill_loss
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 PROBE_CONFIG = 'tests/configs/resnet18_sd_tiny_probe.py'
 
 

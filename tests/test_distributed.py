@@ -1,7 +1,10 @@
 """The multi-GPU path (mmengine's pytorch launcher under torchrun), run on CPU with gloo."""
 import json
 
+import pytest
 from conftest import run_tool
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 PROBE_CONFIG = 'tests/configs/resnet18_sd_tiny_probe.py'
 

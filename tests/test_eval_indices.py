@@ -5,8 +5,11 @@ import json
 import os.path as osp
 import shutil
 
+import pytest
 import torch.multiprocessing as mp
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 CONFIG = osp.join(REPO, 'configs/pretrain/tiny/resnet18_cyclic_tiny.py')
 

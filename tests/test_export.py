@@ -13,6 +13,8 @@ from sd_transfer.export import backbone_state_dict
 from sd_transfer.export_formats import Reference, export_backbone, verify
 from sd_transfer.io import safe_torch_load
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 MMLogger.get_instance('mmengine', log_level='WARNING')  # no weight-init report per model
 HAS_TIMM = importlib.util.find_spec('timm') is not None
 needs_timm = pytest.mark.skipif(not HAS_TIMM, reason='timm is not installed')

@@ -16,18 +16,19 @@ import os.path as osp
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from conftest import REPO, tool_env
+from conftest import REPO, run_bounded, tool_env
 from mmengine.config import Config
 
 from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
 from sd_transfer.transfer import read_backbone, verify_backbone
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 IMAGENET_SHRINK = [
     'train_cfg.max_epochs=4', 'param_scheduler.periods=[1,1,1,1]',
@@ -155,8 +156,7 @@ def run(workspace, command: str, timeout=900):
                                               osp.dirname(sys.executable), os.environ['PATH']])))
     line = ' '.join([command, *map(shlex.quote, shrink(command))])
     start = time.time()
-    proc = subprocess.run(['bash', '-c', line], cwd=workspace, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = run_bounded(['bash', '-c', line], timeout, cwd=workspace, env=env)
     print(f'{time.time() - start:5.1f} s  {command}')
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f'{line}\nexited {proc.returncode}\n{log[-4000:]}'
@@ -295,7 +295,10 @@ def test_readme_transfer_commands(workspace, docs_runs):
     assert evaluated['metrics'] == pytest.approx(metrics['metrics'])
 
 
-# Every shipped full-scale config, through the docs' one-GPU command with its path substituted.
+# Every shipped full-scale config, through the docs' one-GPU command with its path substituted,
+# less --amp: on a CPU without bf16 instructions (these machines: AVX2 only) bf16 autocast is
+# emulated, a ResNet-50 step 17x slower than fp32 (measured, 10.1 s vs 0.6 s at 32 px). The AMP
+# path is proven by the docs' own commands above, which keep it; these prove each config.
 PRETRAIN = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/pretrain/*.py')))
 TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/transfer/*.py')))
 
@@ -348,7 +351,7 @@ def pretrained(workspace):
     """Every pretraining config through the one-GPU command, where the docs' commands did not
     already run it."""
     commands = [f'python tools/pretrain.py {config} --data-root '
-                f"{'data/cifar100' if 'cifar' in config else 'data/imagenet'} --amp --auto-scale-lr"
+                f"{'data/cifar100' if 'cifar' in config else 'data/imagenet'} --auto-scale-lr"
                 for config in PRETRAIN if not _exported(workspace, config).is_file()]
     run_pairs(workspace, commands)
     return {config: str(_exported(workspace, config)) for config in PRETRAIN}
@@ -391,7 +394,7 @@ def transferred(workspace, pretrained):
         task, root = ('det', 'data/VOCdevkit') if 'faster-rcnn' in config else (
             'seg', 'data/VOCdevkit/VOC2012')
         commands[config] = (f'python tools/transfer.py {task} {config} --backbone {backbone} '
-                            f'--data-root {root} --amp --auto-scale-lr')
+                            f'--data-root {root} --auto-scale-lr')
     logs = run_pairs(workspace, list(commands.values()))
     return {config: logs[command] for config, command in commands.items()}
 

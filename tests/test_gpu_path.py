@@ -12,6 +12,8 @@ from mmcv.ops import roi_align
 from sd_transfer.engine import DeterminismHook, amp_settings, prepare_deterministic_env
 from sd_transfer.transfer.kernel_inputs import ContiguousRoIExtractor, FloatProposalRPNHead
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 
 def _extractor():
     return ContiguousRoIExtractor(roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),

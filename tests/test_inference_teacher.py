@@ -12,6 +12,8 @@ from mmpretrain.models import ImageClassifier
 
 from sd_transfer.distill.inference_teacher import InferenceTeacher
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 
 def classifier(arch='ResNet', depth=18, seed=0):
     """An eval-mode classifier whose BN statistics are not the identity (as after training)."""

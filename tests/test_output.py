@@ -3,9 +3,12 @@ our entry points (by its message and the two places mmengine raises it), nothing
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO, run_tool
 
 from sd_transfer.datasets import make_tiny_imagenet
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 
 def test_a_run_and_a_tool_print_no_pkg_resources_warning(tmp_path):

@@ -18,6 +18,8 @@ from probes import draws_by_epoch
 
 from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 SD = 'tests/configs/resnet18_sd_tiny_probe.py'
 DET = 'tests/configs/faster-rcnn_r18_fpn_voc0712_tiny_probe.py'
 SEG = 'tests/configs/deeplabv3_r18-d8_voc12aug_tiny_probe.py'

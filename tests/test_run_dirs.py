@@ -11,6 +11,8 @@ from sd_transfer import run_dir
 from sd_transfer.errors import UserError
 from sd_transfer.io import file_sha256
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 DET = osp.join(REPO, 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py')
 PRETRAIN = osp.join(REPO, 'configs/pretrain/tiny/resnet18_cyclic_tiny.py')
 

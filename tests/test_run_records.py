@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import torch
+import pytest
 from conftest import REPO
 from mmengine.config import Config
 
 from sd_transfer.setting import environment
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 DET = osp.join(REPO, 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py')
 

@@ -29,6 +29,8 @@ from slurm import Slurm
 
 from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 ARM = 'tests/configs/resnet18_sd_tiny_probe.py'  # the tiny SD config and a probe hook
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 # Two cycles of one epoch. With a 2-minute limit and the warning 119 s before it, Slurm sends it

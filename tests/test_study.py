@@ -11,6 +11,8 @@ from conftest import REPO, tool_env
 
 from sd_transfer.datasets import make_tiny_imagenet, make_tiny_voc
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 ARMS = ['configs/pretrain/tiny/resnet18_cyclic_tiny.py', 'configs/pretrain/tiny/resnet18_sd_tiny.py']
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 

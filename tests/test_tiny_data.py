@@ -12,6 +12,8 @@ from PIL import Image
 from sd_transfer.datasets import make_tiny_cifar100, make_tiny_imagenet, make_tiny_voc
 from sd_transfer.datasets.tiny import VOC_CLASSES, VOC_PALETTE
 
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SMALL_IMAGENET = dict(classes=3, train_per_class=4, val_per_class=2)
 SMALL_VOC = dict(train_images=6, test_images=4, aug_images=4)

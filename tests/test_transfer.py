@@ -19,6 +19,9 @@ from mmengine.config import Config
 from sd_transfer.datasets.tiny import VOC_DRAWN
 from sd_transfer.io import safe_torch_load
 from sd_transfer.transfer import read_backbone, verify_backbone
+from sd_transfer.transfer.backbone import build_backbone
+
+pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 SEG = 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'
@@ -127,7 +130,8 @@ def test_per_class_metrics(runs):
     """Per-class AP / IoU are reported, and average to the overall metrics as upstream's do:
     AP50 (the headline), AP75 (both rounded to 3 decimals by mmdet) and AP at IoU 0.50:0.95."""
     det = runs['det']['metrics']['metrics']
-    for kind, rounding in (('AP50', 5e-4), ('AP75', 5e-4), ('AP', 1e-9)):
+    # AP (0.50:0.95) is not rounded, yet the two means differ in the last digits (3.7e-9, seen)
+    for kind, rounding in (('AP50', 5e-4), ('AP75', 5e-4), ('AP', 1e-7)):
         aps = {k[len(f'pascal_voc/{kind}_'):]: v for k, v in det.items()
                if k.startswith(f'pascal_voc/{kind}_')}
         assert aps and set(aps) <= set(VOC_DRAWN)  # classes without test objects are left out
@@ -258,6 +262,18 @@ def test_accepted_backbone_formats(task, tmp_path):
         if name != 'torchvision':
             assert all(torch.equal(loaded[k], v) for k, v in state.items()), name
     assert read_backbone(str(tmp_path / 'classifier.pth'))[1] == {'epoch': 3, 'iter': 90}
+
+
+@pytest.mark.parametrize('task', ['det', 'seg'])
+def test_backbone_check_ignores_a_leftover_default_scope(task):
+    """A Runner earlier in the process leaves mmengine's DefaultScope behind (here 'mmengine',
+    as an mmengine-only Runner does); Registry.build resolves types in that scope's registry,
+    where no ResNet exists. The check must still build mmdet's / mmseg's backbone."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        net = build_backbone(dict(type='ResNet', depth=18), task)
+        assert DefaultScope.get_current_instance().scope_name == 'mmengine'
+    assert type(net).__module__.startswith('mmdet' if task == 'det' else 'mmseg')
 
 
 def test_evaluate_refuses_checkpoint_of_another_model(runs, tiny_voc, tmp_path, monkeypatch,

@@ -8,6 +8,7 @@ training starts.
 import copy
 
 import torch
+from mmengine.registry import DefaultScope
 
 from ..errors import UserError
 from ..io import safe_torch_load
@@ -62,7 +63,10 @@ def build_backbone(backbone_cfg: dict, task: str) -> torch.nn.Module:
     cfg = copy.deepcopy(backbone_cfg)
     cfg.pop('init_cfg', None)
     cfg.pop('pretrained', None)
-    return MODELS.build(cfg)
+    # mmengine's Registry.build looks the type up in the *current* default scope's registry; a
+    # scope left by an earlier Runner in this process (e.g. 'mmengine') would hide mmdet's ResNet
+    with DefaultScope.overwrite_default_scope(MODELS.scope):
+        return MODELS.build(cfg)
 
 
 def check_state_dict(state: dict, model: torch.nn.Module, path: str, what: str,
