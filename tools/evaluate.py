@@ -1,8 +1,15 @@
 """Test a fine-tuned PascalVOC detector (det) or segmentor (seg) and write metrics.json.
 
+tools/transfer.py writes its checkpoints to work_dirs/<transfer config name>/<backbone
+name>-<sha256[:8]>[_seed<N>]/ (without --work-dir), and mmengine's last_checkpoint file there
+names the newest:
+
     python tools/evaluate.py det configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py \\
         $(cat work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd/resnet50_sd_8xb32_in1k_cycle4-*/last_checkpoint) \\
         --data-root data/VOCdevkit
+    python tools/evaluate.py seg configs/transfer/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd.py \\
+        $(cat work_dirs/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512_sd/resnet50_sd_8xb32_in1k_cycle4-*/last_checkpoint) \\
+        --data-root data/VOCdevkit/VOC2012
 
 Results go to WORK_DIR/metrics.json; WORK_DIR defaults to eval_<checkpoint name> beside the
 checkpoint, so the fine-tuning run's own metrics.json is kept.

@@ -6,8 +6,8 @@ and computes mmpretrain's features (and logits) before it is written; its meta g
 
     python tools/export.py work_dirs/resnet50_sd_8xb32_in1k/backbone.pth --format torchvision \\
         --out resnet50_sd.pth
-    python tools/export.py $(cat work_dirs/resnetv1d50_sd_8xb32_in1k/last_checkpoint) \\
-        --format timm --with-head --out resnet50d_sd.safetensors
+    python tools/export.py $(cat work_dirs/resnet50_sd_8xb32_in1k/last_checkpoint) \\
+        --format timm --with-head --out resnet50_sd.safetensors
 """
 import argparse
 

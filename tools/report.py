@@ -1,12 +1,15 @@
 """Tabulate pretraining and transfer runs: top-1, VOC mAP and mIoU per backbone, with plots.
 
 Finds the runs in (or under) each WORK_DIR by what they wrote (backbone*.pth, metrics.json, logs),
-aggregates runs of one setting over seeds (mean ± std), and writes report.md, results.csv,
-results.json and plots/*.png to --out.
+aggregates runs of one setting over seeds (mean ± std), and writes report.md, report.tex,
+results.csv, results.json and plots/*.png to --out.
 
     python tools/report.py work_dirs
-    python tools/report.py work_dirs/pretrain work_dirs/voc --out work_dirs/report \\
-        --baseline 'resnet50_cyclic_8xb32_in1k (baseline)'
+    python tools/report.py work_dirs/resnet50_sd_8xb32_in1k work_dirs/resnet50_cyclic_8xb32_in1k \\
+        work_dirs/faster-rcnn_r50_fpn_1x_voc0712_sd --out work_dirs/report_r50 \\
+        --baseline resnet50_cyclic_8xb32_in1k
+    python tools/report.py work_dirs/study_resnet50_voc --out work_dirs/report_study \\
+        --plan work_dirs/study_resnet50_voc/plan.json
 """
 import argparse
 import json
