@@ -166,3 +166,25 @@ class InitDigestHook(Hook):
                    if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1}
         with open(osp.join(runner.work_dir, f'init_rank{get_rank()}.json'), 'w') as f:
             json.dump(dict(digest=digest(model), channels_last=sorted(layouts)), f)
+
+
+def random_classifier(arch, depth=50, num_classes=None, seed=0):
+    """An mmpretrain classifier (a linear head of ``num_classes`` when given) with random
+    weights and BN statistics, in eval mode: exports that drop or misname a buffer then show."""
+    from mmengine.registry import DefaultScope
+    from mmpretrain.models import ImageClassifier
+    head = num_classes and dict(type='LinearClsHead', num_classes=num_classes,
+                                in_channels=2048 if depth >= 50 else 512)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = ImageClassifier(backbone=dict(type=arch, depth=depth, out_indices=(0, 1, 2, 3)),
+                                neck=head and dict(type='GlobalAveragePooling'), head=head)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+            elif isinstance(m, torch.nn.Linear):
+                m.weight.normal_()
+    return model.eval()

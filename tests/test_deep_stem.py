@@ -3,6 +3,7 @@ their models, verified against the matching architecture only, fine-tuned in mms
 import pytest
 import torch
 from conftest import REPO, run_tool
+from probes import random_classifier
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
@@ -17,26 +18,10 @@ SEG_V1C = 'configs/transfer/tiny/deeplabv3_r18v1c-d8_voc12aug_tiny.py'
 SEG_PLAIN = 'configs/transfer/tiny/deeplabv3_r18-d8_voc12aug_tiny.py'
 
 
-def _classifier(backbone):
-    """An mmpretrain classifier with random weights and BN statistics, in eval mode."""
-    from mmengine.registry import DefaultScope
-    from mmpretrain.models import ImageClassifier
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = ImageClassifier(backbone=dict(type=backbone, depth=50, out_indices=(0, 1, 2, 3)))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2)
-    return model.eval()
-
-
 @pytest.mark.parametrize('arch, downstream', [
     ('ResNetV1c', 'mmseg'), ('ResNetV1d', 'mmseg'), ('ResNetV1d', 'mmdet')])
 def test_exported_deep_stem_computes_the_same_downstream(arch, downstream):
-    model = _classifier(arch)
+    model = random_classifier(arch)
     state = backbone_state_dict(model)
     assert 'stem.3.weight' in state and 'stem.1.conv.weight' not in state
     backbones = __import__(f'{downstream}.models.backbones', fromlist=[arch])
@@ -81,7 +66,7 @@ def test_openmmlab_and_mmpretrain_v1c_checkpoints_are_accepted(tmp_path):
     torch.save({'state_dict': {**net.state_dict(), 'fc.weight': torch.zeros(1000, 512)}},
                openmmlab)
     classifier = tmp_path / 'resnetv1c18_classifier.pth'
-    model = _classifier('ResNetV1c')
+    model = random_classifier('ResNetV1c')
     torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': 100}}, classifier)
     cfg = Config.fromfile(f'{REPO}/{SEG_V1C}').model.backbone
     state, meta = read_backbone(str(openmmlab))

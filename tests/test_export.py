@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from conftest import run_tool
+from probes import random_classifier
 from mmengine.logging import MMLogger
 
 from sd_transfer.errors import UserError
@@ -22,28 +23,6 @@ TIMM_NAME = dict(ResNet='', ResNetV1c='c', ResNetV1d='d')
 DET = 'configs/transfer/tiny/faster-rcnn_r18_fpn_voc0712_tiny.py'
 
 
-def _classifier(arch, depth):
-    """An mmpretrain classifier with random weights and BN statistics (10 classes), in eval mode."""
-    from mmengine.registry import DefaultScope
-    from mmpretrain.models import ImageClassifier
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = ImageClassifier(
-            backbone=dict(type=arch, depth=depth, out_indices=(0, 1, 2, 3)),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=10,
-                      in_channels=2048 if depth >= 50 else 512))
-    torch.manual_seed(depth)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2)
-            elif isinstance(m, torch.nn.Linear):
-                m.weight.normal_()
-    return model.eval()
-
-
 @pytest.fixture(scope='module')
 def pretrained(tmp_path_factory):
     """For each family: the classifier, its backbone.pth (as BackboneExportHook writes it) and a
@@ -51,7 +30,7 @@ def pretrained(tmp_path_factory):
     folder = tmp_path_factory.mktemp('pretrained')
     files = {}
     for arch, depth in (('ResNet', 18), ('ResNet', 50), ('ResNetV1c', 50), ('ResNetV1d', 50)):
-        model = _classifier(arch, depth)
+        model = random_classifier(arch, depth, num_classes=10, seed=depth)
         backbone, checkpoint = folder / f'{arch}{depth}.pth', folder / f'{arch}{depth}_epoch.pth'
         torch.save({'state_dict': backbone_state_dict(model),
                     'meta': dict(arch=arch, depth=depth, cycle=4, keys='mmdet/mmseg')}, backbone)

@@ -9,7 +9,8 @@ import torch
 from conftest import REPO, run_tool
 from mmcv.ops import roi_align
 
-from sd_transfer.engine import DeterminismHook, amp_settings, prepare_deterministic_env
+from sd_transfer.engine import (DeterminismHook, RunInfoHook, amp_settings,
+                                prepare_deterministic_env)
 from sd_transfer.transfer.kernel_inputs import ContiguousRoIExtractor, FloatProposalRPNHead
 
 pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
@@ -79,9 +80,19 @@ def test_amp_dtype_follows_native_bf16(monkeypatch, capability, dtype, scaler):
     assert f'compute capability {capability[0]}.{capability[1]}' in why
 
 
-def test_amp_on_cpu_is_bf16_autocast():
+@pytest.mark.parametrize('flags, native', [
+    (dict(avx2=True), False), (dict(avx2=True, avx512_f=True), False),
+    (dict(avx512_f=True, avx512_bf16=True), True), (dict(amx_tile=True, amx_bf16=True), True)])
+def test_amp_on_cpu_is_bf16_autocast_where_bf16_is_native(monkeypatch, flags, native):
+    """Without AVX512_BF16 or AMX torch emulates bf16 (17x slower, see amp.py): fp32 then."""
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: flags)
     settings, why = amp_settings()
-    assert settings == dict(type='CPUAmpOptimWrapper') and 'bf16' in why
+    if native:
+        assert settings == dict(type='CPUAmpOptimWrapper') and why.startswith('bf16 autocast')
+    else:
+        assert settings == {} and why.startswith('fp32: --amp has no effect on this CPU')
+    hook = RunInfoHook(amp=True)
+    assert (hook.precision, hook.why) == ('bfloat16' if native else 'fp32', why)
 
 
 def test_deterministic_on_cuda_is_warn_only(monkeypatch):

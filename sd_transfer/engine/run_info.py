@@ -42,7 +42,8 @@ class RunInfoHook(Hook):
         self.precision, self.why = 'fp32', 'fp32 (no --amp)'
         if amp:
             settings, self.why = amp_settings()
-            self.precision = settings.get('dtype', 'bfloat16')
+            if settings:  # (none: fp32 where --amp has no native low precision to use)
+                self.precision = settings.get('dtype', 'bfloat16')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['precision'] = self.precision
