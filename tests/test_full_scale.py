@@ -9,7 +9,6 @@ layouts. To stay fast on 2 CPU cores every command gets extra ``--cfg-options`` 
 inputs (image sizes, epochs, loader workers), never the architecture: ResNet-50/101 with
 1000-class heads, Faster R-CNN R-50/101-FPN, DeepLabV3 / PSPNet / FCN R-50/101-D8.
 """
-import ast
 import glob
 import json
 import os
@@ -298,18 +297,6 @@ def test_readme_transfer_commands(workspace, docs_runs):
     assert evaluated['metrics'] == pytest.approx(metrics['metrics'])
 
 
-def help_examples():
-    """The command lines of every tool's ``--help`` examples (its module docstring)."""
-    examples = {}
-    for path in sorted(glob.glob(osp.join(REPO, 'tools', '*.py'))):
-        with open(path) as f:
-            doc = ast.get_docstring(ast.parse(f.read())) or ''
-        blocks = re.findall(r'^( {4}(?:python|torchrun).*?)(?=^\S|\Z)', doc, re.S | re.M)
-        examples[osp.basename(path)] = [re.sub(r'\s+#.*', '', c) for block in blocks
-                                        for c in command_lines(block)]
-    return examples
-
-
 # Every shipped full-scale config, through the docs' one-GPU command with its path substituted.
 PRETRAIN = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/pretrain/*.py')))
 TRANSFER = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs/transfer/*.py')))
@@ -423,23 +410,3 @@ def test_every_transfer_config_fine_tunes(workspace, transferred, config):
     assert metrics['backbone']['meta']['depth'] == int(_depth(config))
     assert metrics['backbone']['meta']['arch'] == {'': 'ResNet', 'v1c': 'ResNetV1c',
                                                    'v1d': 'ResNetV1d'}[_arch(config)]
-
-
-def test_help_examples_name_files_the_docs_runs_wrote(workspace, docs_runs, pretrained):
-    """Every ``work_dirs/`` path a tool's --help example reads (``$(cat ...)`` included: the
-    checkpoint it names) exists after the docs' runs and the config sweep; what an example
-    writes (--out) need not."""
-    examples = help_examples()
-    assert examples['evaluate.py'] and examples['report.py'] and examples['export.py']
-    for tool, commands in examples.items():
-        for command in commands:
-            words = command.split()
-            inputs = [w for prev, w in zip(['', *words], words)
-                      if prev not in ('--out', '--work-dir') and w.startswith('work_dirs/')]
-            for cat in re.findall(r'\$\(cat (\S+)\)', command):
-                found = glob.glob(str(workspace / cat))
-                assert len(found) == 1, (tool, command, found)
-                with open(found[0]) as f:
-                    inputs.append(f.read().strip())
-            for path in inputs:
-                assert glob.glob(str(workspace / path.rstrip(')'))), (tool, command, path)
