@@ -7,13 +7,17 @@ PY := .venv/bin/python
 setup:
 	@bash tools/setup_env.sh
 
+# Two workers (pytest-xdist), one torch thread each, a module at a time, longest first
+# (tests/conftest.py): what two cores allow.
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 # Not one of the two commands: the unit tests only (no training runs, no tools end to end), for
 # working on one part; CI runs `make test`.
 test-quick: setup
-	$(PY) -m pytest -q -m 'not slow' tests
+	$(PY) -m pytest -q $(XDIST) -m 'not slow' tests
 
 demo: setup
 	$(PY) tools/demo.py

@@ -8,6 +8,24 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # make test runs two workers on two cores: one torch thread each, in the commands they
+    # start too (set before anything imports torch, which reads it once)
+    os.environ['OMP_NUM_THREADS'] = '1'
+
+
+# make test's two workers take whole modules (pytest-xdist --dist loadfile: a module's fixtures
+# are made once), in this order: the longest first, as measured with --durations, so that no
+# long one starts last and runs alone. The other modules follow in their usual order.
+SLOWEST_FIRST = ['test_full_scale', 'test_resume', 'test_transfer', 'test_bad_input',
+                 'test_demo', 'test_study', 'test_arms']
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(item.path).removesuffix('.py'),
+                                         len(rank)))
+
 
 @pytest.fixture(scope='session')
 def tiny_imagenet(tmp_path_factory):
