@@ -7,8 +7,8 @@ PY := .venv/bin/python
 setup:
 	@bash tools/setup_env.sh
 
-# Two workers (pytest-xdist), one torch thread each, a module at a time, longest first
-# (tests/conftest.py): what two cores allow.
+# Two workers (pytest-xdist), one torch thread each; each takes whole modules (their fixtures
+# are made once), the longest first (tests/conftest.py): what two cores allow.
 XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test: setup

@@ -7,7 +7,8 @@ laid out as the docs assume (``configs/``, ``tools/``,
 ``torchrun`` and a one-machine ``srun`` (tests/bin) on PATH. The data are generated in the real
 layouts. To stay fast on 2 CPU cores every command gets extra ``--cfg-options`` that shrink the
 inputs (image sizes, epochs, loader workers), never the architecture: ResNet-50/101 with
-1000-class heads, Faster R-CNN R-50/101-FPN, DeepLabV3 / PSPNet / FCN R-50/101-D8.
+1000-class heads, Faster R-CNN R-50/101-FPN, DeepLabV3 / PSPNet / FCN R-50/101-D8. A
+pretraining runs 2 one-epoch cycles, the docs' one-process SD run 4 (see ``cycles``).
 """
 import glob
 import json
