@@ -159,7 +159,11 @@ def test_tiny_sd_run_learns_and_exports_downstream_backbone(sd_run):
     reg_det(init_default_scope=False)
     reg_seg(init_default_scope=False)
     for registry in (DET, SEG):
-        resnet = registry.build(dict(type='ResNet', depth=18))
+        # in the registry's own scope: another current one (a test's leftover) would resolve
+        # 'ResNet' in its own registry (mmpretrain's has one too)
+        with DefaultScope.overwrite_default_scope(registry.scope):
+            resnet = registry.build(dict(type='ResNet', depth=18))
+        assert type(resnet).__module__.startswith(registry.scope)
         result = resnet.load_state_dict(ckpt['state_dict'], strict=False)
         assert result.missing_keys == [] and result.unexpected_keys == []
         torch.testing.assert_close(resnet.conv1.weight, ckpt['state_dict']['conv1.weight'])
