@@ -168,6 +168,18 @@ class InitDigestHook(Hook):
             json.dump(dict(digest=digest(model), channels_last=sorted(layouts)), f)
 
 
+def tiny_distiller(**kwargs):
+    """A ResNet-18 SnapshotDistiller with a 5-class head (``kwargs``: its SD settings), built as
+    a Runner builds it, in mmpretrain's scope: sub-module types are looked up in the current
+    default scope, which an earlier test in the process may have left at mmdet's."""
+    from mmengine.registry import DefaultScope
+    from sd_transfer.distill import SnapshotDistiller
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return SnapshotDistiller(
+            backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=5, in_channels=512), **kwargs)
+
+
 def random_classifier(arch, depth=50, num_classes=None, seed=0):
     """An mmpretrain classifier (a linear head of ``num_classes`` when given) with random
     weights and BN statistics, in eval mode: exports that drop or misname a buffer then show."""

@@ -7,9 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import Exploit, run_tool
-from mmengine.registry import DefaultScope
-
-from sd_transfer.distill import SnapshotDistiller
+from probes import tiny_distiller
 
 pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
@@ -19,27 +17,20 @@ BAN = 'configs/pretrain/tiny/resnet18_ban_tiny.py'
 BAN_SHORT = ['--cfg-options', 'train_cfg.max_epochs=2', 'param_scheduler.T_max=2']
 
 
-def _model(**kwargs):
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return SnapshotDistiller(
-            backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=512), **kwargs)
-
-
 def test_loss_forms():
-    assert _model().sd_settings() == dict(temperature=3.0, kd_form='sd', ce_weight=4 / 3,
+    assert tiny_distiller().sd_settings() == dict(temperature=3.0, kd_form='sd', ce_weight=4 / 3,
                                           kd_weight=1.0, kd_scale_t2=False)
-    assert _model(kd_form='hinton').sd_settings() == dict(
+    assert tiny_distiller(kd_form='hinton').sd_settings() == dict(
         temperature=3.0, kd_form='hinton', ce_weight=pytest.approx(0.1), kd_weight=0.9,
         kd_scale_t2=True)
-    assert _model(kd_form='hinton', alpha=0.5, kd_weight=0.7).sd_settings()['kd_weight'] == 0.7
+    assert tiny_distiller(kd_form='hinton', alpha=0.5, kd_weight=0.7).sd_settings()['kd_weight'] == 0.7
     with pytest.raises(ValueError, match='kd_form'):
-        _model(kd_form='born-again')
+        tiny_distiller(kd_form='born-again')
 
 
 def test_control_arm_loss_is_weighted_ce_without_teacher_forward():
     from mmpretrain.structures import DataSample
-    student, teacher = _model(kd_weight=0.0), _model().eval().requires_grad_(False)
+    student, teacher = tiny_distiller(kd_weight=0.0), tiny_distiller().eval().requires_grad_(False)
     forwards = []
     teacher.register_forward_hook(lambda *_: forwards.append(1))
     student.set_teacher(teacher)

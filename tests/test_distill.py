@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import run_tool
+from probes import tiny_distiller
 from mmengine.registry import DefaultScope
 
-from sd_transfer.distill import SnapshotDistiller, distill_loss
+from sd_transfer.distill import distill_loss
 
 pytestmark = pytest.mark.slow  # trains or runs tools end to end: not in make test-quick
 
@@ -35,15 +36,7 @@ def test_distill_loss_matches_hand_computation():
 
 def _tiny_distiller(**kwargs):
     from mmpretrain.structures import DataSample
-    # built as a Runner builds it, in mmpretrain's scope: the sub-modules' types are looked up
-    # in the current default scope, which a test run before this one may have left at mmdet's
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = SnapshotDistiller(
-            backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=512,
-                      loss=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-            **kwargs)
+    model = tiny_distiller(**kwargs)
     torch.manual_seed(0)
     inputs = torch.randn(4, 3, 32, 32)
     samples = [DataSample().set_gt_label(i % 5) for i in range(4)]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import REPO, run_tool
 from mmcv.ops import roi_align
+from probes import tiny_distiller
 
 from sd_transfer.engine import (DeterminismHook, RunInfoHook, amp_settings,
                                 prepare_deterministic_env)
@@ -174,17 +175,9 @@ def test_sd_step_under_cpu_amp_runs_student_and_teacher_in_bf16():
     in fp32, gradients and weights in fp32."""
     from mmengine.optim import OptimWrapper
     from mmpretrain.structures import DataSample
-    from sd_transfer.distill import SnapshotDistiller
     from sd_transfer.engine import CPUAmpOptimWrapper
 
-    from mmengine.registry import DefaultScope
-
-    def model():
-        return SnapshotDistiller(
-            backbone=dict(type='ResNet', depth=18), neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=5, in_channels=512))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        student, teacher = model(), model().eval().requires_grad_(False)
+    student, teacher = tiny_distiller(), tiny_distiller().eval().requires_grad_(False)
     student.set_teacher(teacher)
     dtypes = {}
 
