@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny generated datasets, made once per test session."""
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -13,12 +14,14 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     # start too (set before anything imports torch, which reads it once)
     os.environ['OMP_NUM_THREADS'] = '1'
 
+# A command that runs past its timeout gets SIGABRT (see run_bounded): no core files of it
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 # make test's two workers take whole modules (pytest-xdist --dist loadfile: a module's fixtures
 # are made once), in this order: the longest first, as measured with --durations, so that no
 # long one starts last and runs alone. The other modules follow in their usual order.
-SLOWEST_FIRST = ['test_full_scale', 'test_resume', 'test_transfer', 'test_bad_input',
-                 'test_demo', 'test_study', 'test_arms']
+SLOWEST_FIRST = ['test_full_scale', 'test_resume', 'test_transfer', 'test_demo', 'test_study',
+                 'test_bad_input', 'test_arms', 'test_slurm']
 
 
 def pytest_collection_modifyitems(items):
@@ -46,7 +49,7 @@ def tiny_voc(tmp_path_factory):
 def tool_env(extra=None) -> dict:
     """The environment for a repo command: this checkout's ``sd_transfer`` first on the path (the
     venv's editable install may point at another checkout), then ``extra``'s PYTHONPATH."""
-    env = {**os.environ, **(extra or {})}
+    env = {**os.environ, 'PYTHONFAULTHANDLER': '1', **(extra or {})}
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO, (extra or {}).get('PYTHONPATH')]))
     return env
 
@@ -54,14 +57,19 @@ def tool_env(extra=None) -> dict:
 def run_bounded(argv, timeout, **kwargs) -> subprocess.CompletedProcess:
     """subprocess.run with output captured, whose timeout also ends what the command started:
     subprocess.run kills only its child, and then waits for ever on the pipes a hung grandchild
-    (a study's run, a rank) still holds."""
+    (a study's run, a rank) still holds. A hung command's Python processes print where they
+    hang (faulthandler, on the SIGABRT sent first)."""
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True, **kwargs) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            os.killpg(proc.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: each thread's stack
+            try:
+                out, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
             raise AssertionError(f'{argv} ran past {timeout} s\n{out[-3000:]}\n{err[-3000:]}')
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 

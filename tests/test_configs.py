@@ -129,12 +129,15 @@ def test_reference_recipes_are_upstream_plus_the_export(ours, upstream):
 ])
 def test_transfer_configs_change_only_the_backbone_init(ours, package, upstream):
     cfg, up = _load(f'configs/transfer/{ours}.py'), _upstream(package, upstream)
-    # mmseg's recipes lack auto_scale_lr; ours states their batch (4 GPUs x 4 images)
-    added = {'auto_scale_lr'} if package == 'mmseg' else set()
+    # mmseg's recipes lack auto_scale_lr; ours states their batch (4 GPUs x 4 images). Our
+    # detector validates with mmdet's metric settings in our metric class (no process pool).
+    added = {'auto_scale_lr'} if package == 'mmseg' else {'val_evaluator'}
     assert _diff(cfg, up) == {'model', 'custom_imports', 'test_evaluator'} | added
-    if added:
+    if package == 'mmseg':
         assert cfg['auto_scale_lr'] == dict(enable=False, base_batch_size=16)
         assert up['train_dataloader']['batch_size'] * 4 == 16
+    else:
+        assert cfg['val_evaluator'] == {**up['val_evaluator'], 'type': 'VOCMetricPerClass'}
     assert _diff(cfg['model'], up['model']) <= {'backbone', 'pretrained'}
     changed = _diff(cfg['model']['backbone'], up['model']['backbone'])
     assert changed <= {'init_cfg', 'type'}
