@@ -38,6 +38,16 @@ def tiny_imagenet(tmp_path_factory):
     return str(root)
 
 
+@pytest.fixture
+def imagenet_to_damage(tmp_path):
+    """A test's own ImageNet-layout data, to damage; small: an epoch is 2 iterations (40
+    images), validation 20 images."""
+    from sd_transfer.datasets import make_tiny_imagenet
+    root = tmp_path / 'imagenet'
+    make_tiny_imagenet(str(root), train_per_class=4, val_per_class=2)
+    return root
+
+
 @pytest.fixture(scope='session')
 def tiny_voc(tmp_path_factory):
     from sd_transfer.datasets import make_tiny_voc

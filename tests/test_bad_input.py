@@ -34,60 +34,54 @@ def _pretrain(config, data_root, work_dir, *extra, env=None):
                     '--work-dir', str(work_dir), *extra, check=False, env=env)
 
 
-@pytest.fixture
-def imagenet_copy(tiny_imagenet, tmp_path):
-    root = tmp_path / 'imagenet'
-    shutil.copytree(tiny_imagenet, root)
-    return root
-
-
 def test_missing_data_root(tmp_path):
     missing = tmp_path / 'nowhere'
     _fails_cleanly(_pretrain(CONFIG, missing, tmp_path / 'w'), missing)
     assert not (tmp_path / 'w').exists()
 
 
-def test_missing_split_folder(imagenet_copy, tmp_path):
-    shutil.rmtree(imagenet_copy / 'val')
-    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'), imagenet_copy / 'val')
+def test_missing_split_folder(imagenet_to_damage, tmp_path):
+    shutil.rmtree(imagenet_to_damage / 'val')
+    _fails_cleanly(_pretrain(CONFIG, imagenet_to_damage, tmp_path / 'w'),
+                   imagenet_to_damage / 'val')
     assert not (tmp_path / 'w').exists()
 
 
-def test_missing_named_ann_file(imagenet_copy, tmp_path):
+def test_missing_named_ann_file(imagenet_to_damage, tmp_path):
     config = tmp_path / 'ann.py'
     config.write_text(textwrap.dedent(f'''
         _base_ = '{REPO}/{CONFIG}'
         train_dataloader = dict(dataset=dict(ann_file='meta/train.txt'))
         '''))
-    os.remove(imagenet_copy / 'meta' / 'train.txt')
-    _fails_cleanly(_pretrain(str(config), imagenet_copy, tmp_path / 'w'),
-                   imagenet_copy / 'meta' / 'train.txt')
+    os.remove(imagenet_to_damage / 'meta' / 'train.txt')
+    _fails_cleanly(_pretrain(str(config), imagenet_to_damage, tmp_path / 'w'),
+                   imagenet_to_damage / 'meta' / 'train.txt')
 
 
-def test_ann_file_line_pointing_to_missing_image(imagenet_copy, tmp_path):
-    first = (imagenet_copy / 'meta' / 'train.txt').read_text().splitlines()[0].split()[0]
-    os.remove(imagenet_copy / 'train' / first)
-    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'), 'train.txt:1', first)
+def test_ann_file_line_pointing_to_missing_image(imagenet_to_damage, tmp_path):
+    first = (imagenet_to_damage / 'meta' / 'train.txt').read_text().splitlines()[0].split()[0]
+    os.remove(imagenet_to_damage / 'train' / first)
+    _fails_cleanly(_pretrain(CONFIG, imagenet_to_damage, tmp_path / 'w'), 'train.txt:1', first)
 
 
-def test_empty_class_folder(imagenet_copy, tmp_path):
-    shutil.rmtree(imagenet_copy / 'meta')  # folder layout
-    wnid = sorted(os.listdir(imagenet_copy / 'train'))[3]
-    for f in os.listdir(imagenet_copy / 'train' / wnid):
-        os.remove(imagenet_copy / 'train' / wnid / f)
-    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w'),
-                   imagenet_copy / 'train' / wnid, 'no images')
+def test_empty_class_folder(imagenet_to_damage, tmp_path):
+    shutil.rmtree(imagenet_to_damage / 'meta')  # folder layout
+    wnid = sorted(os.listdir(imagenet_to_damage / 'train'))[3]
+    for f in os.listdir(imagenet_to_damage / 'train' / wnid):
+        os.remove(imagenet_to_damage / 'train' / wnid / f)
+    _fails_cleanly(_pretrain(CONFIG, imagenet_to_damage, tmp_path / 'w'),
+                   imagenet_to_damage / 'train' / wnid, 'no images')
 
 
 @pytest.mark.parametrize('damage', ['truncate', 'garbage'])
-def test_corrupt_jpeg_is_named_or_skipped_on_request(imagenet_copy, tmp_path, damage):
-    line = (imagenet_copy / 'meta' / 'train.txt').read_text().splitlines()[5]
-    bad = imagenet_copy / 'train' / line.split()[0]
+def test_corrupt_jpeg_is_named_or_skipped_on_request(imagenet_to_damage, tmp_path, damage):
+    line = (imagenet_to_damage / 'meta' / 'train.txt').read_text().splitlines()[5]
+    bad = imagenet_to_damage / 'train' / line.split()[0]
     data = bad.read_bytes()
     bad.write_bytes(data[:len(data) // 2] if damage == 'truncate' else b'not a jpeg at all')
-    _fails_cleanly(_pretrain(CONFIG, imagenet_copy, tmp_path / 'w', *ONE_EPOCH), bad)
+    _fails_cleanly(_pretrain(CONFIG, imagenet_to_damage, tmp_path / 'w', *ONE_EPOCH), bad)
 
-    proc = _pretrain(CONFIG, imagenet_copy, tmp_path / 'w2', '--skip-bad-images', *ONE_EPOCH)
+    proc = _pretrain(CONFIG, imagenet_to_damage, tmp_path / 'w2', '--skip-bad-images', *ONE_EPOCH)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f'skipping {bad}' in proc.stdout + proc.stderr
 
@@ -156,9 +150,11 @@ def r18_backbone(tmp_path_factory):
 
 
 @pytest.fixture
-def voc_copy(tiny_voc, tmp_path):
+def voc_to_damage(tmp_path):
+    """This test's own VOCdevkit, to damage; small (8 trainval, 4 test images a year)."""
+    from sd_transfer.datasets import make_tiny_voc
     root = tmp_path / 'VOCdevkit'
-    shutil.copytree(tiny_voc, root)
+    make_tiny_voc(str(root), train_images=8, test_images=4, aug_images=2)
     return root
 
 
@@ -175,9 +171,9 @@ def _transfer(task, root, backbone, work_dir):
     ('unknown_class', "unknown class 'unicorn'"),
     ('outside', 'outside the'),
 ])
-def test_malformed_voc_xml(voc_copy, r18_backbone, tmp_path, damage, needle):
-    ids = (voc_copy / 'VOC2007/ImageSets/Main/test.txt').read_text().split()
-    xml = voc_copy / 'VOC2007' / 'Annotations' / f'{ids[3]}.xml'
+def test_malformed_voc_xml(voc_to_damage, r18_backbone, tmp_path, damage, needle):
+    ids = (voc_to_damage / 'VOC2007/ImageSets/Main/test.txt').read_text().split()
+    xml = voc_to_damage / 'VOC2007' / 'Annotations' / f'{ids[3]}.xml'
     text = xml.read_text()
     if damage == 'no_bndbox':
         start, end = text.index('<bndbox>'), text.index('</bndbox>') + len('</bndbox>')
@@ -189,14 +185,14 @@ def test_malformed_voc_xml(voc_copy, r18_backbone, tmp_path, damage, needle):
         start = text.index('<xmax>') + len('<xmax>')
         text = text[:start] + '100000' + text[text.index('</xmax>', start):]
     xml.write_text(text)
-    _fails_cleanly(_transfer('det', voc_copy, r18_backbone, tmp_path / 'w'), xml, needle)
+    _fails_cleanly(_transfer('det', voc_to_damage, r18_backbone, tmp_path / 'w'), xml, needle)
     assert not (tmp_path / 'w').exists()
 
 
-def test_seg_mask_value_outside_class_range(voc_copy, r18_backbone, tmp_path):
+def test_seg_mask_value_outside_class_range(voc_to_damage, r18_backbone, tmp_path):
     import numpy as np
     from PIL import Image
-    root = voc_copy / 'VOC2012'
+    root = voc_to_damage / 'VOC2012'
     first = (root / 'ImageSets/Segmentation/val.txt').read_text().split()[0]  # all get tested
     mask_path = root / 'SegmentationClass' / f'{first}.png'
     mask = Image.open(mask_path)
