@@ -1,4 +1,5 @@
-"""Shared fixtures: the tiny generated datasets, made once per test session."""
+"""Shared fixtures: the tiny generated datasets (made once per test session, and small ones of a
+test's own to damage) and how the tests run the repo's commands."""
 import os
 import resource
 import signal
