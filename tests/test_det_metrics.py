@@ -32,7 +32,6 @@ def test_voc_metric_reports_ap50_ap_and_ap75():
     assert (m['AP75_aeroplane'], m['AP75_bicycle'], m['AP70_bicycle']) == (1.0, 0.0, 1.0)
 
 
-
 def _detections(classes, seed=0, images=8):
     """``images`` (annotation, detections) pairs as VOCMetric.process makes them: classes 0-2
     found (moved a little) with a false box each, class 3 in the ground truth only, class 4 in
