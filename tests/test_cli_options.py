@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import run_tool
+from mmengine.config import Config
 
 from sd_transfer.cli import add_common_args, add_vis_backends, load_config
 from sd_transfer.errors import UserError
@@ -56,6 +57,25 @@ def test_cfg_options_refused(option, message):
     with pytest.raises(UserError, match='^--cfg-options: ') as error:
         _config(TINY, '--cfg-options', option)
     assert message in str(error.value)
+
+
+def test_config_text_is_written_without_yapf(monkeypatch):
+    """The Runner writes ``cfg.pretty_text`` into the log, ``work_dir/<config>.py`` and every
+    checkpoint: without yapf (0.1-0.7 s a time), still Python that reads back as the same config.
+    Pins that mmengine 0.10.7's ``fromfile`` drops its ``format_python_code=False``, the reason
+    for ``sd_transfer.cli.unformatted``: when this fails, upstream's option works."""
+    det = 'configs/transfer/faster-rcnn_r50_fpn_1x_voc0712_sd.py'
+    cfg = _config(det, '--cfg-options', 'train_cfg.max_epochs=2')
+
+    def no_yapf(*args, **kwargs):
+        raise AssertionError('yapf called')
+
+    monkeypatch.setattr('mmengine.config.config.FormatCode', no_yapf)
+    text = cfg.pretty_text
+    assert Config.fromstring(text, '.py').to_dict() == cfg.to_dict()
+    assert 'max_epochs=2' in text
+    with pytest.raises(SyntaxError):  # mmengine turns any yapf error into this
+        Config.fromfile(det, format_python_code=False).pretty_text
 
 
 def _backend_types(cfg):
