@@ -4,6 +4,7 @@ The tools stay thin (argparse -> config -> Runner); everything a test needs to i
 """
 import argparse
 import difflib
+import gc
 import importlib.util
 import os
 import subprocess
@@ -378,6 +379,11 @@ def run_main(main) -> None:
     them. Any other error is the raising rank's alone: it prints it, and the launcher (torchrun;
     srun with ``--kill-on-bad-exit=1``) stops the other ranks.
     """
+    # The imports are done: torch, mmengine, mmpretrain and mmdet leave about 400,000 objects
+    # that live as long as the process. Frozen, the garbage collector no longer walks them, in
+    # the collections during the run or in those at exit (measured: 3 of a tiny run's 27
+    # CPU-seconds), nor writes to their pages in forked data loader workers (gc.freeze's docs).
+    gc.freeze()
     try:
         main()
     except engine.StoppedAtSignal as e:
